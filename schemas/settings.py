@@ -1,0 +1,52 @@
+"""Runtime configuration shared by the worker, the API and the CLI.
+
+Read once from the environment (pydantic-settings); nothing else in the code reads os.environ for
+configuration, so one place documents every knob.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./spikewatch.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+
+    topic_exception_events: str = "exception_events"
+    topic_exception_events_accepted: str = "exception_events_accepted"
+    topic_exception_events_dlq: str = "exception_events_dlq"
+    topic_spike_events: str = "error_tracking_spike_events"
+
+    consumer_group: str = "spikewatch"
+    batch_max_events: int = Field(default=1000, ge=1)
+    batch_within_seconds: float = Field(default=0.2, gt=0)
+
+    bucket_size_seconds: int = Field(default=300, ge=1)
+    history_buckets: int = Field(default=11, ge=1)
+
+    max_message_bytes: int = Field(default=1_000_000, ge=1)
+    max_exceptions_per_event: int = Field(default=50, ge=1)
+    max_frames_per_exception: int = Field(default=500, ge=1)
+
+    issue_cache_size: int = Field(default=100_000, ge=1)
+    frame_cache_size: int = Field(default=200_000, ge=1)
+
+    worker_web_port: int = Field(default=6066, ge=0)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0)
+    api_max_body_bytes: int = Field(default=1_000_000, ge=1)
+    api_cors_origins: list[str] = Field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
