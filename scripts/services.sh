@@ -1,0 +1,449 @@
+#!/usr/bin/env bash
+# Starts, stops and reports the local Kafka (KRaft), Redis and PostgreSQL that tests and the demo
+# use, without Docker. It owns only the processes it started (pid files under .services/): it never
+# touches system services, other users' servers or the Python environment.
+#
+#   bash scripts/services.sh up [kafka] [redis] [postgres]     start (all when none named)
+#   bash scripts/services.sh status [SERVICE...]               exit 1 if a named one is down
+#   bash scripts/services.sh down [SERVICE...]
+#
+# Ports: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), REDIS_PORT (16379), PG_PORT (15432).
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE_DIR=$REPO_DIR/.services
+CACHE_DIR=$REPO_DIR/.cache
+KAFKA_FILES_DIR=$REPO_DIR/scripts/kafka
+
+KAFKA_PORT=${KAFKA_PORT:-19092}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
+REDIS_PORT=${REDIS_PORT:-16379}
+PG_PORT=${PG_PORT:-15432}
+
+KAFKA_READY_TIMEOUT_SECONDS=90
+KAFKA_STOP_TIMEOUT_SECONDS=30
+REDIS_READY_TIMEOUT_SECONDS=15
+PG_READY_TIMEOUT_SECONDS=60
+LOG_TAIL_LINES=30
+
+ALL_SERVICES=(kafka redis postgres)
+
+say() { printf '%s\n' "$*"; }
+
+die() {
+    printf 'services.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+# A service that failed to start is explained by its own log, so show the end of it.
+fail_with_log() {
+    local name=$1 log=$2
+    printf 'services.sh: %s did not come up. Last %s lines of %s:\n' \
+        "$name" "$LOG_TAIL_LINES" "$log" >&2
+    if [[ -f $log ]]; then
+        tail -n "$LOG_TAIL_LINES" "$log" >&2
+    else
+        printf '  (no log written)\n' >&2
+    fi
+    exit 1
+}
+
+port_open() {
+    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+# Pid files can outlive a reboot and the pid be reused, so a pid only counts as ours when its
+# command line still carries the marker the script started it with.
+pid_from_file() {
+    local pidfile=$1 marker=$2 pid
+    [[ -f $pidfile ]] || return 1
+    pid=$(<"$pidfile")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ -r /proc/$pid/cmdline ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker" || return 1
+    printf '%s' "$pid"
+}
+
+stop_pid() {
+    local pid=$1 timeout_seconds=$2 waited=0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((waited >= timeout_seconds * 10)); then
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
+apt_install() {
+    say "installing $* from Debian"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; then
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+    fi
+}
+
+# --- Kafka --------------------------------------------------------------------------------------
+
+KAFKA_STATE_DIR=$STATE_DIR/kafka
+KAFKA_DATA_DIR=$KAFKA_STATE_DIR/data
+KAFKA_PIDFILE=$KAFKA_STATE_DIR/kafka.pid
+KAFKA_LOG=$KAFKA_STATE_DIR/kafka.log
+KAFKA_PROPERTIES=$KAFKA_STATE_DIR/server.properties
+
+kafka_version() {
+    if [[ -n ${KAFKA_VERSION:-} ]]; then
+        printf '%s' "$KAFKA_VERSION"
+    else
+        sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_FILES_DIR/pom.xml"
+    fi
+}
+
+KAFKA_LIBS_DIR=$CACHE_DIR/kafka-$(kafka_version)/libs
+
+kafka_pid() { pid_from_file "$KAFKA_PIDFILE" "$KAFKA_PROPERTIES"; }
+
+kafka_fetch() {
+    [[ -f $KAFKA_LIBS_DIR/.complete ]] && return 0
+    command -v mvn >/dev/null || apt_install maven
+    say "kafka: downloading kafka_2.13 $(kafka_version) and its dependencies into $KAFKA_LIBS_DIR"
+    # Copy into a scratch dir first so an interrupted download never looks complete.
+    local scratch=$KAFKA_LIBS_DIR.partial
+    rm -rf "$scratch"
+    mvn -B -q -Dstyle.color=never -f "$KAFKA_FILES_DIR/pom.xml" dependency:copy-dependencies \
+        -Dkafka.version="$(kafka_version)" -DincludeScope=runtime \
+        -DoutputDirectory="$scratch" ||
+        die "kafka: maven could not fetch kafka_2.13 $(kafka_version) (see its output above)"
+    rm -rf "$KAFKA_LIBS_DIR"
+    mv "$scratch" "$KAFKA_LIBS_DIR"
+    touch "$KAFKA_LIBS_DIR/.complete"
+}
+
+kafka_java() {
+    java -cp "$KAFKA_LIBS_DIR/*" "$@"
+}
+
+kafka_write_config() {
+    mkdir -p "$KAFKA_DATA_DIR"
+    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+        -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+        -e "s|@KAFKA_DATA_DIR@|$KAFKA_DATA_DIR|g" \
+        "$KAFKA_FILES_DIR/server.properties" >"$KAFKA_PROPERTIES"
+    printf 'default.api.timeout.ms=5000\nrequest.timeout.ms=4000\n' \
+        >"$KAFKA_STATE_DIR/ready-check.properties"
+}
+
+kafka_format_storage() {
+    [[ -f $KAFKA_DATA_DIR/meta.properties ]] && return 0
+    local cluster_id
+    cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$KAFKA_LOG") ||
+        fail_with_log kafka "$KAFKA_LOG"
+    say "kafka: formatting KRaft storage in $KAFKA_DATA_DIR (cluster $cluster_id)"
+    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_PROPERTIES" \
+        >>"$KAFKA_LOG" 2>&1 || fail_with_log kafka "$KAFKA_LOG"
+}
+
+# A topic listing is a metadata request answered by the broker itself, so success means clients
+# can produce and consume, not merely that the port accepts connections.
+kafka_answers_metadata() {
+    java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$KAFKA_LIBS_DIR/*" \
+        org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list \
+        --command-config "$KAFKA_STATE_DIR/ready-check.properties" \
+        >"$KAFKA_STATE_DIR/ready-check.log" 2>&1
+}
+
+kafka_wait_ready() {
+    local pid=$1 deadline=$((SECONDS + KAFKA_READY_TIMEOUT_SECONDS))
+    while ((SECONDS < deadline)); do
+        kill -0 "$pid" 2>/dev/null || fail_with_log kafka "$KAFKA_LOG"
+        if port_open "$KAFKA_PORT" && kafka_answers_metadata; then
+            return 0
+        fi
+        sleep 1
+    done
+    printf 'services.sh: kafka gave no metadata within %ss; it is left running (pid %s)\n' \
+        "$KAFKA_READY_TIMEOUT_SECONDS" "$pid" >&2
+    fail_with_log kafka "$KAFKA_LOG"
+}
+
+kafka_up() {
+    local pid
+    if pid=$(kafka_pid); then
+        say "kafka: already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+        return 0
+    fi
+    rm -f "$KAFKA_PIDFILE"
+    port_open "$KAFKA_PORT" && die "kafka: 127.0.0.1:$KAFKA_PORT is taken by a process not started here"
+    port_open "$KAFKA_CONTROLLER_PORT" &&
+        die "kafka: 127.0.0.1:$KAFKA_CONTROLLER_PORT is taken by a process not started here"
+    command -v java >/dev/null || apt_install openjdk-17-jre-headless
+    kafka_fetch
+    mkdir -p "$KAFKA_STATE_DIR"
+    [[ -f $KAFKA_LOG ]] && mv "$KAFKA_LOG" "$KAFKA_LOG.previous"
+    kafka_write_config
+    kafka_format_storage
+    # setsid detaches the broker from the caller's process group (it outlives this shell and a
+    # Ctrl-C there); fd 9 is the state lock, which the broker must not inherit.
+    setsid java -Xms512m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$KAFKA_FILES_DIR/log4j2.properties" \
+        -cp "$KAFKA_LIBS_DIR/*" kafka.Kafka "$KAFKA_PROPERTIES" \
+        </dev/null >>"$KAFKA_LOG" 2>&1 9>&- &
+    pid=$!
+    printf '%s\n' "$pid" >"$KAFKA_PIDFILE"
+    kafka_wait_ready "$pid"
+    say "kafka: up (pid $pid) on 127.0.0.1:$KAFKA_PORT, log $KAFKA_LOG"
+}
+
+kafka_down() {
+    local pid
+    if pid=$(kafka_pid); then
+        say "kafka: stopping pid $pid"
+        stop_pid "$pid" "$KAFKA_STOP_TIMEOUT_SECONDS"
+    else
+        say "kafka: not running"
+    fi
+    rm -f "$KAFKA_PIDFILE"
+}
+
+kafka_status() {
+    local pid
+    if pid=$(kafka_pid); then
+        say "kafka: up (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+    else
+        say "kafka: down"
+        return 1
+    fi
+}
+
+# --- Redis --------------------------------------------------------------------------------------
+
+REDIS_STATE_DIR=$STATE_DIR/redis
+REDIS_PIDFILE=$REDIS_STATE_DIR/redis.pid
+REDIS_LOG=$REDIS_STATE_DIR/redis.log
+
+redis_pid() { pid_from_file "$REDIS_PIDFILE" "redis-server 127.0.0.1:$REDIS_PORT"; }
+
+redis_answers_ping() {
+    [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]
+}
+
+redis_up() {
+    local pid
+    if pid=$(redis_pid); then
+        say "redis: already running (pid $pid) on 127.0.0.1:$REDIS_PORT"
+        return 0
+    fi
+    rm -f "$REDIS_PIDFILE"
+    port_open "$REDIS_PORT" && die "redis: 127.0.0.1:$REDIS_PORT is taken by a process not started here"
+    command -v redis-server >/dev/null || apt_install redis-server
+    mkdir -p "$REDIS_STATE_DIR"
+    # Test and demo data only: no snapshots, no append-only file.
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes \
+        --pidfile "$REDIS_PIDFILE" --logfile "$REDIS_LOG" --dir "$REDIS_STATE_DIR" \
+        --save '' --appendonly no 9>&- || fail_with_log redis "$REDIS_LOG"
+    local deadline=$((SECONDS + REDIS_READY_TIMEOUT_SECONDS))
+    until pid=$(redis_pid) && redis_answers_ping; do
+        ((SECONDS < deadline)) || fail_with_log redis "$REDIS_LOG"
+        sleep 0.2
+    done
+    say "redis: up (pid $pid) on 127.0.0.1:$REDIS_PORT, log $REDIS_LOG"
+}
+
+redis_down() {
+    local pid
+    if pid=$(redis_pid); then
+        say "redis: stopping pid $pid"
+        stop_pid "$pid" 10
+    else
+        say "redis: not running"
+    fi
+    rm -f "$REDIS_PIDFILE"
+}
+
+redis_status() {
+    local pid
+    if pid=$(redis_pid); then
+        say "redis: up (pid $pid) on 127.0.0.1:$REDIS_PORT"
+    else
+        say "redis: down"
+        return 1
+    fi
+}
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+pg_bin_dir() {
+    local dir
+    dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null |
+        sort -V | tail -n 1)
+    [[ -x $dir/initdb ]] && printf '%s' "$dir"
+}
+
+# The server runs as the postgres OS user, which must be able to reach its data dir, and a unix
+# socket path may not exceed 107 bytes; when the repo fails either, the data lives in /var/tmp.
+pg_locate() {
+    PG_BIN=$(pg_bin_dir) || PG_BIN=
+    PG_ROOT=$STATE_DIR/postgres
+    if ((${#PG_ROOT} >= 80)) || ! runuser -u postgres -- test -x "$STATE_DIR" 2>/dev/null; then
+        PG_ROOT=/var/tmp/spikewatch-pg-$(printf '%s' "$REPO_DIR" | sha256sum | cut -c1-12)
+    fi
+    PG_DATA_DIR=$PG_ROOT/data
+    PG_LOG=$PG_ROOT/postgres.log
+}
+
+as_postgres() {
+    (cd / && runuser -u postgres -- "$@")
+}
+
+pg_ctl_status() {
+    [[ -f $PG_DATA_DIR/postmaster.pid ]] &&
+        as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA_DIR" status >/dev/null 2>&1
+}
+
+pg_psql() {
+    as_postgres "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_ROOT" -p "$PG_PORT" \
+        -U postgres -d postgres
+}
+
+pg_init() {
+    mkdir -p "$PG_ROOT"
+    chown postgres:postgres "$PG_ROOT"
+    chmod 700 "$PG_ROOT"
+    if [[ ! -f $PG_DATA_DIR/PG_VERSION ]]; then
+        say "postgres: initialising $PG_DATA_DIR"
+        as_postgres "$PG_BIN/initdb" -D "$PG_DATA_DIR" -U postgres --auth-local=peer \
+            --auth-host=scram-sha-256 --encoding=UTF8 --no-locale --no-sync \
+            >"$PG_LOG" 2>&1 || fail_with_log postgres "$PG_LOG"
+        printf "\ninclude_if_exists = 'spikewatch.conf'\n" >>"$PG_DATA_DIR/postgresql.conf"
+    fi
+    touch "$PG_LOG"
+    chown postgres:postgres "$PG_LOG"
+    # Rewritten on every start so a changed PG_PORT takes effect. Durability is traded for speed
+    # because this server only ever holds test data.
+    cat >"$PG_DATA_DIR/spikewatch.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_ROOT'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+    chown postgres:postgres "$PG_DATA_DIR/spikewatch.conf"
+}
+
+pg_ensure_role_and_database() {
+    pg_psql <<'SQL' || fail_with_log postgres "$PG_LOG"
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'spikewatch') THEN
+        CREATE ROLE spikewatch LOGIN SUPERUSER PASSWORD 'spikewatch';
+    END IF;
+END
+$$;
+SELECT 'CREATE DATABASE spikewatch_test OWNER spikewatch'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'spikewatch_test') \gexec
+SQL
+}
+
+postgres_up() {
+    if ! id postgres >/dev/null 2>&1 || [[ -z $(pg_bin_dir) ]]; then
+        apt_install postgresql
+    fi
+    pg_locate
+    [[ -n $PG_BIN ]] || die "postgres: no server binaries under /usr/lib/postgresql"
+    if pg_ctl_status; then
+        say "postgres: already running on 127.0.0.1:$PG_PORT (data $PG_DATA_DIR)"
+        pg_ensure_role_and_database
+        return 0
+    fi
+    port_open "$PG_PORT" && die "postgres: 127.0.0.1:$PG_PORT is taken by a process not started here"
+    pg_init
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA_DIR" -l "$PG_LOG" -w -t "$PG_READY_TIMEOUT_SECONDS" \
+        start >/dev/null 9>&- || fail_with_log postgres "$PG_LOG"
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t "$PG_READY_TIMEOUT_SECONDS" ||
+        fail_with_log postgres "$PG_LOG"
+    pg_ensure_role_and_database
+    say "postgres: up on 127.0.0.1:$PG_PORT (data $PG_DATA_DIR), log $PG_LOG"
+}
+
+postgres_down() {
+    pg_locate
+    if pg_ctl_status; then
+        say "postgres: stopping (data $PG_DATA_DIR)"
+        as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA_DIR" -m fast -w stop >/dev/null
+    else
+        say "postgres: not running"
+    fi
+}
+
+postgres_status() {
+    pg_locate
+    if pg_ctl_status; then
+        say "postgres: up on 127.0.0.1:$PG_PORT (data $PG_DATA_DIR)"
+    else
+        say "postgres: down"
+        return 1
+    fi
+}
+
+# --- commands -----------------------------------------------------------------------------------
+
+write_env_file() {
+    cat >"$STATE_DIR/env" <<EOF
+export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+export TEST_POSTGRES_URL=postgresql+asyncpg://spikewatch:spikewatch@127.0.0.1:$PG_PORT/spikewatch_test
+EOF
+}
+
+usage() {
+    cat >&2 <<'EOF'
+usage: bash scripts/services.sh up|down|status [kafka] [redis] [postgres]
+  up      start the named services (all when none named) and write .services/env
+  down    stop the named services that this script started
+  status  print each named service up or down; exit 1 when any of them is down
+EOF
+    exit 2
+}
+
+main() {
+    (($# >= 1)) || usage
+    local command=$1 name index failed=0
+    shift
+    local -a services=("$@")
+    ((${#services[@]} > 0)) || services=("${ALL_SERVICES[@]}")
+    for name in "${services[@]}"; do
+        case $name in
+            kafka | redis | postgres) ;;
+            *) die "unknown service '$name' (expected: ${ALL_SERVICES[*]})" ;;
+        esac
+    done
+
+    # Several people and CI share one machine: serialise whole commands so two `up`s never race
+    # to format the same storage or start the same server twice.
+    mkdir -p "$STATE_DIR"
+    exec 9>"$STATE_DIR/.lock"
+    flock -w 300 9 || die "another services.sh is still running (lock $STATE_DIR/.lock)"
+
+    case $command in
+        up)
+            for name in "${services[@]}"; do "${name}_up"; done
+            write_env_file
+            say "environment written to $STATE_DIR/env (source it)"
+            ;;
+        down)
+            for ((index = ${#services[@]} - 1; index >= 0; index--)); do
+                "${services[index]}_down"
+            done
+            ;;
+        status)
+            for name in "${services[@]}"; do "${name}_status" || failed=1; done
+            return "$failed"
+            ;;
+        *) usage ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,114 @@
+"""Spike counting: each event that passed suppression counts in its issue's and project's bucket.
+
+Owns the call to ``counting.lua`` (arguments in, history out) and the shapes of what it returns.
+It never decides whether an issue spikes (``spike_rule``) and never talks to Redis on its own:
+``redis_stage`` queues its calls with the rate limiter's in one pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+
+from schemas.redis_keys import project_tag
+
+COUNTING_LUA = files("worker").joinpath("counting.lua").read_text(encoding="utf-8")
+
+# Watermarks only need to outlive a redelivery (a crash or rebalance); a week is ample.
+WATERMARK_TTL_SECONDS = 7 * 24 * 3600
+# A bucket key outlives the history window by this much, so workers whose clocks disagree by
+# less than a minute still read the same history.
+BUCKET_TTL_SLACK_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class CountedEvent:
+    """An event that passed suppression, as the Redis stages need it."""
+
+    issue_id: str
+    partition: int
+    offset: int
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class IssueCounts:
+    issue_id: str
+    current: int
+    history: list[int]  # the historical buckets, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectCounts:
+    """One project's counts after a batch, for every issue the batch touched.
+
+    ``history_totals[i]`` is the project's event count in historical bucket ``i`` (oldest first)
+    and ``history_issue_counts[i]`` the number of distinct issues in it, so the project baseline
+    is a mean per-issue count (see ``spike_rule.project_baseline``).
+    """
+
+    bucket_start: int
+    issues: dict[str, IssueCounts]
+    history_totals: list[int]
+    history_issue_counts: list[int]
+
+
+def counting_watermark_key(project_id: int, topic: str, partition: int) -> str:
+    return f"{project_tag(project_id)}:wm:cnt:{topic}:{partition}"
+
+
+def partition_slots(events: Sequence[CountedEvent]) -> dict[int, int]:
+    """Partition -> its 1-based slot among the partitions of ``events``, in order of appearance."""
+    slots: dict[int, int] = {}
+    for event in events:
+        slots.setdefault(event.partition, len(slots) + 1)
+    return slots
+
+
+class CountingCall:
+    """Builds the ``counting.lua`` call of one project and reads its reply."""
+
+    def __init__(self, *, topic: str, bucket_size_seconds: int, history_buckets: int) -> None:
+        self._topic = topic
+        self._bucket_size_seconds = bucket_size_seconds
+        self._history_buckets = history_buckets
+
+    def queue(
+        self,
+        pipe: Pipeline,
+        sha: str,
+        project_id: int,
+        events: Sequence[CountedEvent],
+        now: float,
+    ) -> None:
+        slots = partition_slots(events)
+        keys = [counting_watermark_key(project_id, self._topic, p) for p in slots]
+        args: list[str | int | float] = [
+            project_tag(project_id),
+            repr(now),
+            self._bucket_size_seconds,
+            self._history_buckets,
+            BUCKET_TTL_SLACK_SECONDS,
+            WATERMARK_TTL_SECONDS,
+        ]
+        for event in events:
+            args += [slots[event.partition], event.offset, event.issue_id, repr(event.timestamp)]
+        pipe.evalsha(sha, len(keys), *keys, *args)
+
+    @staticmethod
+    def parse(reply: Sequence[Any]) -> ProjectCounts:
+        bucket_start, totals, issue_counts, *issue_rows = reply
+        issues = {}
+        for issue_id_raw, current, *history in issue_rows:
+            issue_id = issue_id_raw.decode() if isinstance(issue_id_raw, bytes) else issue_id_raw
+            issues[issue_id] = IssueCounts(issue_id, int(current), [int(n) for n in history])
+        return ProjectCounts(
+            bucket_start=int(bucket_start),
+            issues=issues,
+            history_totals=[int(n) for n in totals],
+            history_issue_counts=[int(n) for n in issue_counts],
+        )

@@ -1,0 +1,75 @@
+"""Group an exception event into its issue fingerprint (ARCHITECTURE.md, "Fingerprint").
+
+Pure functions of the exception list and the client's manual fingerprint only, so every worker and
+every replay computes the same fingerprint for the same event. Never does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from schemas.events import ExceptionEntry, Frame
+from worker.records import EventRecord, in_flight
+
+# The issue fingerprint column is String(64): a SHA-256 hex digest fills it exactly.
+FINGERPRINT_MAX_LENGTH = 64
+MANUAL_FINGERPRINT_PROPERTY = "$exception_fingerprint"
+# Bump when the grouping rules change: old and new fingerprints then never collide by accident.
+_GROUPING_VERSION = "1"
+
+
+def fingerprint_batch(batch: Sequence[EventRecord]) -> Sequence[EventRecord]:
+    for record in in_flight(batch):
+        record.fingerprint = fingerprint_event(
+            record.exceptions, record.properties.get(MANUAL_FINGERPRINT_PROPERTY)
+        )
+    return batch
+
+
+def fingerprint_event(exceptions: Sequence[ExceptionEntry], manual: str | None) -> str:
+    """The client's fingerprint when it sent one, else the one computed from the exceptions."""
+    if manual:
+        return manual_fingerprint(manual)
+    return computed_fingerprint(exceptions)
+
+
+def manual_fingerprint(value: str) -> str:
+    """A manual fingerprint as stored: kept verbatim up to 64 chars, else its SHA-256 hex digest."""
+    if len(value) <= FINGERPRINT_MAX_LENGTH:
+        return value
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def computed_fingerprint(exceptions: Sequence[ExceptionEntry]) -> str:
+    # Hashing JSON of nested lists keeps field boundaries unambiguous ("ab"+"c" != "a"+"bc").
+    identity = [_GROUPING_VERSION, [_exception_identity(entry) for entry in exceptions]]
+    return hashlib.sha256(msgspec.json.encode(identity)).hexdigest()
+
+
+def grouping_frames(frames: Sequence[Frame]) -> list[Frame]:
+    """The frames that identify an exception: its in-app frames, among the resolved ones if any
+    frame is resolved; the first of those candidates when none of them is in-app."""
+    candidates = [frame for frame in frames if frame.resolved] or list(frames)
+    in_app = [frame for frame in candidates if frame.in_app]
+    return in_app or candidates[:1]
+
+
+def frame_identity(frame: Frame) -> list[Any]:
+    """A frame as grouping sees it: where (source or module) and which function, or where in the
+    source (line and column) when the function is unknown."""
+    source = frame.filename or frame.abs_path or frame.module
+    if frame.function:
+        return [source, frame.function]
+    return [source, None, frame.lineno, frame.colno]
+
+
+def _exception_identity(entry: ExceptionEntry) -> list[Any]:
+    frames = entry.stacktrace.frames if entry.stacktrace is not None else []
+    any_resolved = any(frame.resolved for frame in frames)
+    # An unresolved (minified) stack says little, so the message has to help tell issues apart.
+    message = None if any_resolved else entry.value
+    return [entry.type, message, [frame_identity(frame) for frame in grouping_frames(frames)]]

@@ -1,0 +1,70 @@
+"""The worker's Prometheus metrics, served on its web port at ``/metrics``.
+
+The outcome counters are the accounting contract: each consumed event counts once in
+``spikewatch_events_consumed_total`` and once under one outcome of ``spikewatch_events_total``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from worker.outcomes import DeadLetterReason, Outcome
+from worker.records import EventRecord
+
+EVENTS_CONSUMED = Counter(
+    "spikewatch_events_consumed", "Input events consumed from the exception events topic."
+)
+EVENTS = Counter(
+    "spikewatch_events", "Input events by the outcome they ended in.", labelnames=["outcome"]
+)
+DEAD_LETTERS = Counter(
+    "spikewatch_dead_letters", "Dead-lettered events by reason.", labelnames=["reason"]
+)
+BATCH_SIZE = Histogram(
+    "spikewatch_batch_size_events",
+    "Events per processed batch.",
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+)
+BATCH_DURATION = Histogram(
+    "spikewatch_batch_duration_seconds",
+    "Time from receiving a batch to its effects being durable (forwarded, dead-lettered, stored).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CONSUMER_LAG = Gauge(
+    "spikewatch_consumer_lag_messages",
+    "Messages in a partition after the last one this worker processed (highwater - next offset).",
+    labelnames=["topic", "partition"],
+)
+REDIS_FAIL_OPEN = Counter(
+    "spikewatch_redis_fail_open",
+    "Times a stage carried on without Redis (fail open) because Redis was unavailable.",
+    labelnames=["stage"],
+)
+INFRASTRUCTURE_RETRIES = Counter(
+    "spikewatch_infrastructure_retries",
+    "Attempts that hit an outage of a dependency and were retried after a backoff.",
+    labelnames=["dependency"],
+)
+
+# Export every label value from the start, so a sum over outcomes is complete before the first
+# event of a kind arrives.
+for _outcome in Outcome:
+    EVENTS.labels(outcome=_outcome.value)
+for _reason in DeadLetterReason:
+    DEAD_LETTERS.labels(reason=_reason.value)
+
+
+def observe_batch(records: Sequence[EventRecord], duration_seconds: float) -> None:
+    """Account for a batch whose effects are durable; every record must have its outcome."""
+    outcomes = [record.outcome for record in records]
+    if None in outcomes:
+        raise ValueError("a record finished its batch without an outcome")
+    EVENTS_CONSUMED.inc(len(records))
+    for record, outcome in zip(records, outcomes, strict=True):
+        EVENTS.labels(outcome=str(outcome)).inc()
+        if record.dead_letter is not None:
+            DEAD_LETTERS.labels(reason=record.dead_letter.reason.value).inc()
+    BATCH_SIZE.observe(len(records))
+    BATCH_DURATION.observe(duration_seconds)

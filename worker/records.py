@@ -1,0 +1,80 @@
+"""The per-event record that travels through the pipeline, and the Kafka message it came from.
+
+Stages fill a record in and may finish it with an outcome; later stages never touch a finished
+record. A record carries its own failure (``dead_letter``): stages never raise for one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas.events import ExceptionEntry, ExceptionEvent
+from worker.outcomes import DeadLetterReason, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMessage:
+    """One consumed Kafka message: its coordinates and its raw bytes, exactly as received."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterNote:
+    reason: DeadLetterReason
+    error: str
+
+
+@dataclass(slots=True)
+class EventRecord:
+    source: SourceMessage
+    # Filled by decode: the JSON object as sent (forwarded as is, enriched) and its typed view.
+    document: dict[str, Any] | None = None
+    event: ExceptionEvent | None = None
+    event_uuid: uuid.UUID | None = None
+    timestamp: datetime | None = None
+    exceptions: list[ExceptionEntry] = field(default_factory=list)
+    # Filled by fingerprint and issues.
+    fingerprint: str | None = None
+    issue_id: uuid.UUID | None = None
+    # Set once, by the stage that decides where the event ends.
+    outcome: Outcome | None = None
+    dead_letter: DeadLetterNote | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.outcome is None
+
+    @property
+    def project_id(self) -> int:
+        if self.event is None:
+            raise ValueError("the record has not been decoded")
+        return self.event.project_id
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        if self.event is None:
+            raise ValueError("the record has not been decoded")
+        return self.event.properties
+
+    def finish(self, outcome: Outcome) -> None:
+        if self.outcome is not None:
+            raise ValueError(f"record already finished as {self.outcome}")
+        self.outcome = outcome
+
+    def reject(self, reason: DeadLetterReason, error: str) -> None:
+        self.finish(Outcome.DEAD_LETTERED)
+        self.dead_letter = DeadLetterNote(reason, error)
+
+
+def in_flight(batch: Sequence[EventRecord]) -> list[EventRecord]:
+    """The records no stage has finished yet, in batch order."""
+    return [record for record in batch if record.in_flight]

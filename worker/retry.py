@@ -1,0 +1,87 @@
+"""Retry infrastructure failures (Redis, the database, Kafka) with backoff until they succeed.
+
+Faust acks the events of a batch whose processing raised, so an outage must never escape the agent:
+it waits here instead. Anything that is not an outage (a bug, a constraint an event violates) is
+re-raised at once, so the pipeline can isolate the event that caused it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import redis.exceptions
+import sqlalchemy.exc
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from faust.exceptions import ProducerSendError
+
+from worker import metrics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# PostgreSQL aborts one side of a deadlock or serialization conflict; running again succeeds.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    first_delay_seconds: float = 0.1
+    max_delay_seconds: float = 5.0
+
+    def delay_seconds(self, attempt: int) -> float:
+        """Full jitter: workers that failed together do not retry in lockstep."""
+        ceiling = min(self.max_delay_seconds, self.first_delay_seconds * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def is_infrastructure_failure(exc: BaseException) -> bool:
+    """True for failures that go away when the service comes back (not for bad data or bugs)."""
+    if isinstance(exc, ProducerSendError):
+        return exc.__cause__ is not None and is_infrastructure_failure(exc.__cause__)
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return (
+            isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+            or exc.connection_invalidated
+            or sqlstate in _RETRYABLE_SQLSTATES
+        )
+    return isinstance(
+        exc,
+        OSError  # includes ConnectionError and TimeoutError
+        | sqlalchemy.exc.TimeoutError
+        | redis.exceptions.ConnectionError
+        | redis.exceptions.TimeoutError
+        | redis.exceptions.BusyLoadingError
+        | KafkaConnectionError
+        | KafkaTimeoutError,
+    ) or bool(getattr(exc, "retriable", False))
+
+
+async def retry_infrastructure(
+    operation: Callable[[], Awaitable[T]], *, dependency: str, backoff: Backoff = Backoff()
+) -> T:
+    """Run ``operation`` until it succeeds, sleeping between attempts that hit an outage."""
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_infrastructure_failure(exc):
+                raise
+            attempt += 1
+            delay = backoff.delay_seconds(attempt)
+            metrics.INFRASTRUCTURE_RETRIES.labels(dependency=dependency).inc()
+            log.warning(
+                "%s unavailable (attempt %d: %r); retrying in %.2fs",
+                dependency,
+                attempt,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)

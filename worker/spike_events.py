@@ -1,0 +1,115 @@
+"""Spike events: turn the rule's candidates into messages, under each issue's snooze lock.
+
+Owns the deterministic spike id, the message shape and the order snooze -> publish -> release on
+failure. It never decides spikes (``spike_rule``) and never writes the database or Kafka itself:
+the caller's ``publish`` does both, so this module stays testable on Redis alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from schemas.events import SpikeEventMessage, SpikeIssue
+from worker.snooze import acquire_snoozes, release_snooze
+from worker.spike_rule import SpikeCandidate, SpikeConfig
+
+logger = logging.getLogger(__name__)
+
+SPIKE_EVENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "spikewatch:error_tracking_spike_events")
+
+PublishSpike = Callable[[SpikeEventMessage], Awaitable[None]]
+
+
+def spike_event_id(issue_id: str, bucket_start: int) -> uuid.UUID:
+    """The same (issue, bucket) always gives the same id, so a retried spike is deduplicated."""
+    return uuid.uuid5(SPIKE_EVENT_NAMESPACE, f"{issue_id}:{bucket_start}")
+
+
+def _iso(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat()
+
+
+def build_spike_event(
+    project_id: int,
+    issue: SpikeIssue,
+    candidate: SpikeCandidate,
+    config: SpikeConfig,
+    detected_at: float,
+) -> SpikeEventMessage:
+    return SpikeEventMessage(
+        id=str(spike_event_id(candidate.issue_id, candidate.bucket_start)),
+        project_id=project_id,
+        issue=issue,
+        detected_at=_iso(detected_at),
+        computed_baseline=candidate.baseline,
+        current_bucket_value=candidate.current,
+        bucket_start=_iso(candidate.bucket_start),
+        threshold=config.threshold,
+        multiplier=config.multiplier,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeEmissions:
+    published: list[SpikeEventMessage] = field(default_factory=list)
+    # ``publish`` raised for these; their snooze was released so a later batch can retry.
+    failed: list[SpikeEventMessage] = field(default_factory=list)
+
+
+async def emit_spikes(
+    redis: Redis,
+    project_id: int,
+    candidates: Sequence[SpikeCandidate],
+    issues: Mapping[str, SpikeIssue],
+    config: SpikeConfig,
+    now: float,
+    publish: PublishSpike,
+) -> SpikeEmissions:
+    """Publish a spike event for every candidate whose issue is not snoozed, snoozing it.
+
+    ``issues`` gives each issue's name and description; an issue missing from it is published
+    with its id only. ``now`` (epoch seconds) becomes ``detected_at``.
+    """
+    emissions = SpikeEmissions()
+    if not candidates:
+        return emissions
+    try:
+        snoozed_now = await acquire_snoozes(
+            redis, project_id, [c.issue_id for c in candidates], config.snooze_seconds
+        )
+    except RedisError:
+        # Without the lock a spike could be published by every batch; skipping is safe because
+        # the next batch decides again on the same counts.
+        logger.warning("Could not take snooze locks of project %d; spikes wait", project_id)
+        return emissions
+
+    for candidate in candidates:
+        if candidate.issue_id not in snoozed_now:
+            continue
+        issue = issues.get(candidate.issue_id) or SpikeIssue(candidate.issue_id, None, None)
+        event = build_spike_event(project_id, issue, candidate, config, now)
+        try:
+            await publish(event)
+        except Exception:
+            logger.exception("Publishing spike %s of issue %s failed", event.id, issue.id)
+            await _release(redis, project_id, candidate.issue_id)
+            emissions.failed.append(event)
+        else:
+            emissions.published.append(event)
+    return emissions
+
+
+async def _release(redis: Redis, project_id: int, issue_id: str) -> None:
+    try:
+        await release_snooze(redis, project_id, issue_id)
+    except RedisError:
+        logger.warning(
+            "Could not release the snooze of issue %s; it expires on its own", issue_id
+        )
