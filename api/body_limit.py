@@ -1,4 +1,4 @@
-"""Refuses request bodies over ``Settings.api_max_body_bytes`` with 413, in the standard error shape.
+"""Refuses request bodies over ``Settings.api_max_body_bytes``: 413 in the standard error shape.
 
 Counts the bytes as they stream in, so a chunked body or a lying Content-Length cannot slip past;
 a declared length over the limit is refused before reading anything. It never reads bodies itself.

@@ -1,4 +1,4 @@
-"""Limit/offset pagination shared by every list endpoint: ``{"count", "next", "previous", "results"}``.
+"""Limit/offset pagination of every list: ``{"count", "next", "previous", "results"}``.
 
 ``next`` and ``previous`` are absolute URLs built from the request's own URL (other query
 parameters kept), or null, like the reference. It never decides what a page contains or its order.
@@ -81,7 +81,11 @@ def _previous_url(request: Request, page: PageRequest) -> str | None:
     offset = max(page.offset - page.limit, 0)
     url = request.url.include_query_params(limit=page.limit)
     # As in the reference, the first page's link carries no offset at all.
-    return str(url.remove_query_params("offset") if offset == 0 else url.include_query_params(offset=offset))
+    return str(
+        url.remove_query_params("offset")
+        if offset == 0
+        else url.include_query_params(offset=offset)
+    )
 
 
 Pagination = Annotated[PageRequest, Depends(page_request)]

@@ -51,6 +51,19 @@ class RequestModel(BaseModel):
         return data
 
 
+def omittable(description: str | None = None) -> Any:
+    """An update field a client may leave out (unchanged) but not set to null.
+
+    Its default is never validated and hidden from the schema, so the document promises only
+    what is accepted: the field's own type, or nothing.
+    """
+    return Field(default=None, description=description, json_schema_extra=_drop_default)
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 class BodyRoute(APIRoute):
     """An APIRoute whose body may be JSON or an urlencoded form, both read strictly."""
 
@@ -182,7 +195,8 @@ def _body_model(route: APIRoute) -> type[BaseModel] | None:
     if route.body_field is None:
         return None
     annotation = route.body_field.field_info.annotation
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    return annotation if is_model else None
 
 
 def _json_request(request: Request, data: Any) -> Request:

@@ -20,9 +20,7 @@ class ApiRouter(APIRouter):
     def add_api_route(self, path: str, endpoint: Any, **kwargs: Any) -> None:
         bare = path.rstrip("/")
         include_in_schema = kwargs.pop("include_in_schema", True)
-        super().add_api_route(
-            f"{bare}/", endpoint, include_in_schema=include_in_schema, **kwargs
-        )
+        super().add_api_route(f"{bare}/", endpoint, include_in_schema=include_in_schema, **kwargs)
         if bare or self.prefix:
             kwargs.pop("operation_id", None)
             super().add_api_route(bare, endpoint, include_in_schema=False, **kwargs)

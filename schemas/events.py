@@ -2,14 +2,24 @@
 
 msgspec decodes and validates a message in one pass, which matters on the worker's hot path. The
 input event keeps ``properties`` as a plain dict so that forwarding preserves every property the
-client sent; the exception list inside it is validated separately into ``ExceptionEntry`` models.
+client sent; the properties spikewatch reads are validated separately by ``ExceptionProperties``.
+A test checks that these models and the JSON Schemas accept and reject the same messages.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
 import msgspec
+
+# Canonical hyphenated form only (what the JSON Schema ``uuid`` format means).
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# An ISO 8601 date-time with seconds; without an offset it means UTC.
+TIMESTAMP_PATTERN = (
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,9})?"
+    "([Zz]|[+-][0-9]{2}:?[0-9]{2})?$"
+)
 
 
 class Frame(msgspec.Struct, omit_defaults=True):
@@ -57,16 +67,72 @@ class ExceptionEvent(msgspec.Struct):
     distinct_id: str | None = None
 
 
-class DeadLetter(msgspec.Struct):
-    """A message of ``exception_events_dlq``: why an input message could not be processed."""
+class ExceptionProperties(msgspec.Struct):
+    """The properties of an input event that spikewatch reads; any others pass through untouched."""
 
-    reason: str
+    exception_list: list[ExceptionEntry] = msgspec.field(name="$exception_list")
+    exception_fingerprint: str | None = msgspec.field(default=None, name="$exception_fingerprint")
+    issue_name: str | None = msgspec.field(default=None, name="$issue_name")
+    issue_description: str | None = msgspec.field(default=None, name="$issue_description")
+    release: str | None = msgspec.field(default=None, name="$release")
+
+
+class AcceptedProperties(msgspec.Struct):
+    """The properties of a forwarded event: the input's, plus the issue the worker grouped it in."""
+
+    exception_list: list[ExceptionEntry] = msgspec.field(name="$exception_list")
+    exception_issue_id: str = msgspec.field(name="$exception_issue_id")
+    exception_fingerprint: str = msgspec.field(name="$exception_fingerprint")
+    issue_name: str | None = msgspec.field(default=None, name="$issue_name")
+    issue_description: str | None = msgspec.field(default=None, name="$issue_description")
+    release: str | None = msgspec.field(default=None, name="$release")
+
+
+class AcceptedEvent(msgspec.Struct):
+    """A message of ``exception_events_accepted``: the input event as sent, enriched."""
+
+    uuid: str
+    project_id: int
+    timestamp: str
+    properties: AcceptedProperties
+    event: str = "$exception"
+    distinct_id: str | None = None
+
+
+class DeadLetterReason(StrEnum):
+    """Why a message went to the DLQ: one machine-readable value per kind of failure."""
+
+    MESSAGE_TOO_LARGE = "message_too_large"
+    INVALID_JSON = "invalid_json"  # also: not UTF-8
+    TOO_DEEPLY_NESTED = "too_deeply_nested"
+    NOT_AN_OBJECT = "not_an_object"
+    SCHEMA_VIOLATION = "schema_violation"
+    INVALID_UUID = "invalid_uuid"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    EMPTY_EXCEPTION_LIST = "empty_exception_list"
+    TOO_MANY_EXCEPTIONS = "too_many_exceptions"
+    TOO_MANY_FRAMES = "too_many_frames"
+    UNKNOWN_PROJECT = "unknown_project"
+    # Processing the event raised something other than an outage (a bug, or a constraint the event
+    # violates): it is set aside so that the rest of its batch still goes through.
+    PROCESSING_ERROR = "processing_error"
+
+
+class DeadLetter(msgspec.Struct):
+    """A message of ``exception_events_dlq``: why an input message could not be processed.
+
+    ``payload`` is the original message: its text when it is UTF-8, else its base64; only a message
+    too large to carry whole is cut (``payload_truncated``).
+    """
+
+    reason: DeadLetterReason
     error: str
     topic: str
     partition: int
     offset: int
     payload: str
-    payload_encoding: str = "utf-8"
+    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    payload_truncated: bool = False
 
 
 class SpikeIssue(msgspec.Struct):

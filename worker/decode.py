@@ -15,21 +15,25 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from schemas.events import ExceptionEntry, ExceptionEvent
+from schemas.events import (
+    TIMESTAMP_PATTERN,
+    UUID_PATTERN,
+    DeadLetterReason,
+    ExceptionEvent,
+    ExceptionProperties,
+)
 from schemas.settings import Settings
-from worker.outcomes import DeadLetterReason
 from worker.records import EventRecord, in_flight
+
+T = TypeVar("T")
 
 # Real events nest a handful of levels (event -> properties -> list -> frame -> context); 64 leaves
 # room for rich context while keeping every later walk over the document cheap and stack-safe.
 MAX_NESTING_DEPTH = 64
+EXCEPTION_LIST = "$exception_list"
 
-EXCEPTION_LIST_KEY = "$exception_list"
-# Optional properties with a meaning to spikewatch: when present and not null they must be text.
-TEXT_PROPERTIES = ("$exception_fingerprint", "$issue_name", "$issue_description", "$release")
-
-T = TypeVar("T")
-
+_UUID = re.compile(UUID_PATTERN)
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 _ERROR_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
@@ -53,9 +57,9 @@ class DecodeLimits:
 class DecodedEvent:
     document: dict[str, Any]
     event: ExceptionEvent
+    exception_properties: ExceptionProperties
     event_uuid: uuid.UUID
     timestamp: datetime
-    exceptions: list[ExceptionEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,7 @@ class Rejection:
 
 
 class _Invalid(Exception):
-    """Unwinds the checks to ``decode_event`` with the rejection; never escapes this module."""
+    """Carries a rejection from any depth of the checks to ``decode_event``; never escapes it."""
 
     def __init__(self, reason: DeadLetterReason, error: str) -> None:
         super().__init__(error)
@@ -81,9 +85,9 @@ def decode_batch(batch: Sequence[EventRecord], limits: DecodeLimits) -> Sequence
             continue
         record.document = result.document
         record.event = result.event
+        record.exception_properties = result.exception_properties
         record.event_uuid = result.event_uuid
         record.timestamp = result.timestamp
-        record.exceptions = result.exceptions
     return batch
 
 
@@ -104,8 +108,7 @@ def _decode(payload: bytes, limits: DecodeLimits) -> DecodedEvent:
     document = _parse_json(payload)
     if not isinstance(document, dict):
         raise _Invalid(
-            DeadLetterReason.NOT_AN_OBJECT,
-            f"expected a JSON object, got {_json_type(document)}",
+            DeadLetterReason.NOT_AN_OBJECT, f"expected a JSON object, got {_json_type(document)}"
         )
     if _nesting_exceeds(document, limits.max_nesting_depth):
         raise _Invalid(
@@ -115,15 +118,9 @@ def _decode(payload: bytes, limits: DecodeLimits) -> DecodedEvent:
     event = _convert(document, ExceptionEvent, "")
     event_uuid = _parse_uuid(event.uuid)
     timestamp = _parse_timestamp(event.timestamp)
-    for name in TEXT_PROPERTIES:
-        value = event.properties.get(name)
-        if value is not None and not isinstance(value, str):
-            raise _Invalid(
-                DeadLetterReason.SCHEMA_VIOLATION,
-                f"Expected `str | null`, got `{_json_type(value)}` - at `properties.{name}`",
-            )
-    exceptions = _exception_list(event.properties.get(EXCEPTION_LIST_KEY), limits)
-    return DecodedEvent(document, event, event_uuid, timestamp, exceptions)
+    _check_exception_list_bounds(event.properties.get(EXCEPTION_LIST), limits)
+    exception_properties = _convert(event.properties, ExceptionProperties, "properties")
+    return DecodedEvent(document, event, exception_properties, event_uuid, timestamp)
 
 
 def _parse_json(payload: bytes) -> Any:
@@ -138,7 +135,7 @@ def _parse_json(payload: bytes) -> Any:
         raise _Invalid(DeadLetterReason.INVALID_JSON, str(exc)) from None
 
 
-def _nesting_exceeds(document: dict[str, Any] | list[Any], limit: int) -> bool:
+def _nesting_exceeds(document: dict[str, Any], limit: int) -> bool:
     pending: list[tuple[dict[str, Any] | list[Any], int]] = [(document, 1)]
     while pending:
         node, depth = pending.pop()
@@ -164,56 +161,55 @@ def _located(message: str, path_prefix: str) -> str:
         path = f"{path_prefix}{match['path']}".removeprefix(".")
         return f" - at `{path}`"
 
+    if _ERROR_PATH.search(message) is None and path_prefix:
+        return f"{message} - at `{path_prefix}`"
     return _ERROR_PATH.sub(rewrite, message)
 
 
 def _parse_uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
+    if _UUID.match(value) is None:
         raise _Invalid(
-            DeadLetterReason.INVALID_UUID, f"uuid {value[:100]!r} is not a UUID"
-        ) from None
+            DeadLetterReason.INVALID_UUID, f"uuid {value[:100]!r} is not a hyphenated UUID"
+        )
+    return uuid.UUID(value)
 
 
 def _parse_timestamp(value: str) -> datetime:
     try:
+        if _TIMESTAMP.match(value) is None:
+            raise ValueError("not an ISO 8601 date-time")
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+    except ValueError as exc:
         raise _Invalid(
-            DeadLetterReason.INVALID_TIMESTAMP,
-            f"timestamp {value[:100]!r} is not an ISO 8601 date-time",
+            DeadLetterReason.INVALID_TIMESTAMP, f"timestamp {value[:100]!r}: {exc}"
         ) from None
-    # A timestamp without an offset is taken as UTC, as the ingestion pipeline writes UTC.
+    # The ingestion pipeline writes UTC: a timestamp without an offset is taken as UTC.
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _exception_list(raw: Any, limits: DecodeLimits) -> list[ExceptionEntry]:
-    if raw is None or raw == []:
+def _check_exception_list_bounds(exception_list: Any, limits: DecodeLimits) -> None:
+    """The checks with their own reasons, made on the raw list so that an oversized list is
+    refused before anything converts it (type errors are left to the conversion)."""
+    if exception_list is None or exception_list == []:
         raise _Invalid(
             DeadLetterReason.EMPTY_EXCEPTION_LIST,
-            f"properties.{EXCEPTION_LIST_KEY} is missing or empty",
+            f"properties.{EXCEPTION_LIST} is missing or empty",
         )
-    if not isinstance(raw, list):
-        raise _Invalid(
-            DeadLetterReason.SCHEMA_VIOLATION,
-            f"Expected `array`, got `{_json_type(raw)}` - at `properties.{EXCEPTION_LIST_KEY}`",
-        )
-    if len(raw) > limits.max_exceptions:
+    if not isinstance(exception_list, list):
+        return
+    if len(exception_list) > limits.max_exceptions:
         raise _Invalid(
             DeadLetterReason.TOO_MANY_EXCEPTIONS,
-            f"{len(raw)} exceptions; the limit is {limits.max_exceptions}",
+            f"{len(exception_list)} exceptions; the limit is {limits.max_exceptions}",
         )
-    # Counted on the raw lists so an oversized stack is refused before it is converted.
-    for index, entry in enumerate(raw):
-        frames = _raw_frames(entry)
-        if len(frames) > limits.max_frames_per_exception:
+    for index, entry in enumerate(exception_list):
+        frame_count = len(_raw_frames(entry))
+        if frame_count > limits.max_frames_per_exception:
             raise _Invalid(
                 DeadLetterReason.TOO_MANY_FRAMES,
-                f"exception {index} has {len(frames)} frames; "
+                f"exception {index} has {frame_count} frames; "
                 f"the limit is {limits.max_frames_per_exception}",
             )
-    return _convert(raw, list[ExceptionEntry], f"properties.{EXCEPTION_LIST_KEY}")
 
 
 def _raw_frames(entry: Any) -> list[Any]:

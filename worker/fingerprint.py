@@ -17,7 +17,6 @@ from worker.records import EventRecord, in_flight
 
 # The issue fingerprint column is String(64): a SHA-256 hex digest fills it exactly.
 FINGERPRINT_MAX_LENGTH = 64
-MANUAL_FINGERPRINT_PROPERTY = "$exception_fingerprint"
 # Bump when the grouping rules change: old and new fingerprints then never collide by accident.
 _GROUPING_VERSION = "1"
 
@@ -25,7 +24,7 @@ _GROUPING_VERSION = "1"
 def fingerprint_batch(batch: Sequence[EventRecord]) -> Sequence[EventRecord]:
     for record in in_flight(batch):
         record.fingerprint = fingerprint_event(
-            record.exceptions, record.properties.get(MANUAL_FINGERPRINT_PROPERTY)
+            record.exceptions, record.known_properties.exception_fingerprint
         )
     return batch
 

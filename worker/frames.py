@@ -24,8 +24,6 @@ from worker.records import EventRecord, in_flight
 from worker.retry import retry_infrastructure
 from worker.upserts import chunked, insert_if_absent, pairs_match
 
-RELEASE_PROPERTY = "$release"
-
 FrameKey = tuple[int, str]  # (project_id, raw_id)
 SymbolSetKey = tuple[int, str]  # (project_id, symbol_set_ref)
 
@@ -91,7 +89,7 @@ class StackFrameRecorder:
     def _new_work(self, records: Sequence[EventRecord]) -> _BatchFrames:
         work = _BatchFrames(frames={}, symbol_sets={})
         for record in records:
-            release = record.properties.get(RELEASE_PROPERTY)
+            release = record.known_properties.release
             for entry in record.exceptions:
                 for frame in entry.stacktrace.frames if entry.stacktrace else ():
                     key = (record.project_id, frame_raw_id(frame))

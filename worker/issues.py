@@ -9,12 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from schemas.events import ExceptionEntry
+from schemas.events import ExceptionProperties
 from schemas.tables import Issue, IssueFingerprint, utcnow
 from worker.lru import LruCache
 from worker.records import EventRecord, in_flight
@@ -32,11 +31,11 @@ class IssueSeed:
     description: str | None
 
 
-def issue_seed(exceptions: Sequence[ExceptionEntry], properties: Mapping[str, Any]) -> IssueSeed:
+def issue_seed(properties: ExceptionProperties) -> IssueSeed:
     """``$issue_name``/``$issue_description`` when sent, else the first exception's type/value."""
-    first = exceptions[0] if exceptions else None
-    name = properties.get("$issue_name") or (first.type if first else None)
-    description = properties.get("$issue_description") or (first.value if first else None)
+    first = properties.exception_list[0] if properties.exception_list else None
+    name = properties.issue_name or (first.type if first else None)
+    description = properties.issue_description or (first.value if first else None)
     return IssueSeed(name, description)
 
 
@@ -56,7 +55,7 @@ class IssueAssigner:
             if cached is not None:
                 issue_ids[key] = cached
             elif key not in unknown:
-                unknown[key] = issue_seed(record.exceptions, record.properties)
+                unknown[key] = issue_seed(record.known_properties)
         if unknown:
             found = await retry_infrastructure(
                 lambda: self._insert_or_get(unknown), dependency="database"

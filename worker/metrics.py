@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from worker.outcomes import DeadLetterReason, Outcome
+from schemas.events import DeadLetterReason
+from worker.outcomes import Outcome
 from worker.records import EventRecord
 
 EVENTS_CONSUMED = Counter(

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemas.events import ExceptionEntry, ExceptionEvent
-from worker.outcomes import DeadLetterReason, Outcome
+from schemas.events import DeadLetterReason, ExceptionEntry, ExceptionEvent, ExceptionProperties
+from worker.outcomes import Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,9 @@ class EventRecord:
     # Filled by decode: the JSON object as sent (forwarded as is, enriched) and its typed view.
     document: dict[str, Any] | None = None
     event: ExceptionEvent | None = None
+    exception_properties: ExceptionProperties | None = None
     event_uuid: uuid.UUID | None = None
     timestamp: datetime | None = None
-    exceptions: list[ExceptionEntry] = field(default_factory=list)
     # Filled by fingerprint and issues.
     fingerprint: str | None = None
     issue_id: uuid.UUID | None = None
@@ -61,9 +61,21 @@ class EventRecord:
 
     @property
     def properties(self) -> dict[str, Any]:
+        """Every property the client sent, as sent."""
         if self.event is None:
             raise ValueError("the record has not been decoded")
         return self.event.properties
+
+    @property
+    def known_properties(self) -> ExceptionProperties:
+        """The properties spikewatch reads, validated and typed."""
+        if self.exception_properties is None:
+            raise ValueError("the record has not been decoded")
+        return self.exception_properties
+
+    @property
+    def exceptions(self) -> list[ExceptionEntry]:
+        return self.known_properties.exception_list
 
     def finish(self, outcome: Outcome) -> None:
         if self.outcome is not None:

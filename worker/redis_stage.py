@@ -86,24 +86,15 @@ class RedisStage:
         failure: Exception | None = None
         failed_events = 0
         for index, (project_id, (_, events)) in enumerate(work.items()):
-            counting_reply, rate_limit_reply = replies[2 * index], replies[2 * index + 1]
-            for reply in (counting_reply, rate_limit_reply):
-                if isinstance(reply, Exception):
-                    failure = reply
-            if isinstance(counting_reply, Exception) or isinstance(rate_limit_reply, Exception):
-                failed_events += len(events)
+            counting_reply, rate_limit_reply = replies[2 * index : 2 * index + 2]
             projects[project_id] = ProjectResult(
-                outcomes=(
-                    [RateLimitOutcome.ADMITTED] * len(events)
-                    if isinstance(rate_limit_reply, Exception)
-                    else RateLimitCall.parse(rate_limit_reply)
-                ),
-                counts=(
-                    None
-                    if isinstance(counting_reply, Exception)
-                    else CountingCall.parse(counting_reply)
-                ),
+                outcomes=_outcomes_or_admit_all(rate_limit_reply, len(events)),
+                counts=_counts_or_none(counting_reply),
             )
+            errors = [r for r in (counting_reply, rate_limit_reply) if isinstance(r, Exception)]
+            if errors:
+                failure = errors[0]
+                failed_events += len(events)
 
         if failure is None:
             self._note_recovery()
@@ -160,3 +151,13 @@ class RedisStage:
             )
             self._last_failure_log = None
             self._events_failed_open_since_log = 0
+
+
+def _outcomes_or_admit_all(reply: Any, events: int) -> list[RateLimitOutcome]:
+    if isinstance(reply, Exception):
+        return [RateLimitOutcome.ADMITTED] * events
+    return RateLimitCall.parse(reply)
+
+
+def _counts_or_none(reply: Any) -> ProjectCounts | None:
+    return None if isinstance(reply, Exception) else CountingCall.parse(reply)

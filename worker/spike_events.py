@@ -110,6 +110,4 @@ async def _release(redis: Redis, project_id: int, issue_id: str) -> None:
     try:
         await release_snooze(redis, project_id, issue_id)
     except RedisError:
-        logger.warning(
-            "Could not release the snooze of issue %s; it expires on its own", issue_id
-        )
+        logger.warning("Could not release the snooze of issue %s; it expires on its own", issue_id)

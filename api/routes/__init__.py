@@ -1,1 +1,1 @@
-"""One router per resource of the seed API, all under ``/api/projects/{project_id}/error_tracking/``."""
+"""One router per resource of the seed API, under ``/api/projects/{project_id}/error_tracking/``."""

@@ -17,14 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ReadableProject, Session, WritableProject
-from api.errors import error_responses, invalid, not_found
-from api.pagination import Page, PageRequest, page_request, paginate
-from api.request_bodies import RequestModel
+from api.errors import error_responses, invalid, not_found, uuid_or_not_found
+from api.pagination import Page, Pagination, paginate
+from api.request_bodies import RequestModel, omittable
 from api.routing import ApiRouter
-from api.routes.identifiers import parse_id
 from schemas.tables import Release
 
 MAX_HASH_ID_LENGTH = 128
+RELEASE_READ_ONLY_FIELDS = frozenset({"id", "team_id", "created_at"})
 
 router = ApiRouter(
     prefix="/api/projects/{project_id}/error_tracking/releases",
@@ -59,10 +59,10 @@ class ReleaseOut(BaseModel):
 
 
 class ReleaseCreate(RequestModel):
-    read_only_fields = frozenset({"id", "team_id", "created_at"})
+    read_only_fields = RELEASE_READ_ONLY_FIELDS
 
     version: Text
-    project: Text = Field(description="The name of what was released, e.g. a repository.")
+    project: Text = Field(description="What was released, e.g. the name of a repository.")
     hash_id: HashId | None = Field(
         default=None, description="Unique in the project; defaults to the release's id."
     )
@@ -70,19 +70,132 @@ class ReleaseCreate(RequestModel):
 
 
 class ReleaseUpdate(RequestModel):
-    read_only_fields = frozenset({"id", "team_id", "created_at"})
+    read_only_fields = RELEASE_READ_ONLY_FIELDS
 
-    version: Text | None = None
-    project: Text | None = None
+    version: Text = omittable()
+    project: Text = omittable()
     hash_id: HashId | None = Field(default=None, description="null resets it to the release's id.")
     metadata: dict[str, Any] | None = None
 
 
 @router.get("/", response_model=Page[ReleaseOut], responses=error_responses(400))
 async def list_releases(
-    project_id: ReadableProject,
-    session: Session,
-    request: Request,
-    page: Annotated[PageRequest, page_request_dependency := None] = None,  # placeholder
+    project_id: ReadableProject, session: Session, page: Pagination, request: Request
 ) -> Page[ReleaseOut]:
-    raise NotImplementedError
+    statement = (
+        select(Release)
+        .where(Release.team_id == project_id)
+        .order_by(Release.created_at.desc(), Release.id)
+    )
+    return await paginate(session, statement, page, request, ReleaseOut.of)
+
+
+@router.post(
+    "/", status_code=201, response_model=ReleaseOut, responses=error_responses(400, 413, 415)
+)
+async def create_release(
+    project_id: WritableProject, session: Session, body: ReleaseCreate
+) -> ReleaseOut:
+    release_id = uuid.uuid4()
+    hash_id = body.hash_id or str(release_id)
+    await _require_free_hash_id(session, project_id, hash_id)
+    release = Release(
+        id=release_id,
+        team_id=project_id,
+        hash_id=hash_id,
+        version=body.version,
+        project=body.project,
+        metadata_=body.metadata,
+    )
+    session.add(release)
+    await _commit_or_hash_id_taken(session, hash_id)
+    return ReleaseOut.of(release)
+
+
+@router.get("/hash/{hash_id}/", response_model=ReleaseOut)
+async def retrieve_release_by_hash(
+    project_id: ReadableProject, session: Session, hash_id: str
+) -> ReleaseOut:
+    release = await session.scalar(
+        select(Release).where(Release.team_id == project_id, Release.hash_id == hash_id)
+    )
+    if release is None:
+        raise not_found()
+    return ReleaseOut.of(release)
+
+
+@router.get("/{release_id}/", response_model=ReleaseOut)
+async def retrieve_release(
+    project_id: ReadableProject, session: Session, release_id: str
+) -> ReleaseOut:
+    return ReleaseOut.of(await _release(session, project_id, release_id))
+
+
+@router.patch(
+    "/{release_id}/",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(400, 413, 415),
+)
+async def update_release(
+    project_id: WritableProject, session: Session, release_id: str, body: ReleaseUpdate
+) -> Response:
+    release = await _release(session, project_id, release_id)
+    changes = body.model_dump(exclude_unset=True)
+    if "hash_id" in changes:
+        hash_id = changes.pop("hash_id") or str(release.id)
+        if hash_id != release.hash_id:
+            await _require_free_hash_id(session, project_id, hash_id)
+        release.hash_id = hash_id
+    if "metadata" in changes:
+        release.metadata_ = changes.pop("metadata")
+    for field, value in changes.items():
+        setattr(release, field, value)
+    await _commit_or_hash_id_taken(session, release.hash_id)
+    return Response(status_code=204)
+
+
+@router.delete("/{release_id}/", status_code=204, response_class=Response)
+async def delete_release(
+    project_id: WritableProject, session: Session, release_id: str
+) -> Response:
+    await session.delete(await _release(session, project_id, release_id))
+    await session.commit()
+    return Response(status_code=204)
+
+
+async def _release(session: AsyncSession, project_id: int, release_id: str) -> Release:
+    release = await session.scalar(
+        select(Release).where(
+            Release.team_id == project_id, Release.id == uuid_or_not_found(release_id)
+        )
+    )
+    if release is None:
+        raise not_found()
+    return release
+
+
+async def _require_free_hash_id(session: AsyncSession, project_id: int, hash_id: str) -> None:
+    taken = await session.scalar(
+        select(Release.id).where(Release.team_id == project_id, Release.hash_id == hash_id)
+    )
+    if taken is not None:
+        raise _hash_id_taken(hash_id)
+
+
+async def _commit_or_hash_id_taken(session: AsyncSession, hash_id: str) -> None:
+    # The check above reads before writing; a concurrent request can still win the race, and
+    # then the unique constraint is the one that answers.
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise _hash_id_taken(hash_id) from exc
+
+
+def _hash_id_taken(hash_id: str) -> Exception:
+    return invalid(
+        f"The hash id '{hash_id}' is already in use by another release of this project.",
+        "hash_id",
+        code="unique",
+    )

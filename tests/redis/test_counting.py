@@ -174,9 +174,7 @@ async def test_partly_replayed_batch_counts_only_offsets_past_the_watermark(
     assert counts.issues["a"].current == 5
 
 
-async def test_projects_in_one_batch_count_separately(
-    stage: RedisStage, new_project_id
-) -> None:
+async def test_projects_in_one_batch_count_separately(stage: RedisStage, new_project_id) -> None:
     first, second = new_project_id(), new_project_id()
 
     result = await stage.apply(

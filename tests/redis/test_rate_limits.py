@@ -61,7 +61,9 @@ async def test_refill_is_proportional_to_elapsed_time(stage: RedisStage, project
     limits = RateLimits(issue_value=30, issue_bucket_minutes=1)  # 0.5 tokens a second
     await outcomes(stage, project_id, limits, events("a", range(30)))
 
-    after_ten_seconds = await outcomes(stage, project_id, limits, events("a", range(30, 38)), NOW + 10)
+    after_ten_seconds = await outcomes(
+        stage, project_id, limits, events("a", range(30, 38)), NOW + 10
+    )
     same_instant = await outcomes(stage, project_id, limits, events("a", range(38, 40)), NOW + 10)
 
     assert after_ten_seconds == [A] * 5 + [I] * 3
@@ -74,9 +76,13 @@ async def test_fractional_tokens_carry_over_while_admits_are_whole(
     limits = RateLimits(issue_value=30, issue_bucket_minutes=1)  # 0.5 tokens a second
     await outcomes(stage, project_id, limits, events("a", range(30)))
 
-    after_three_seconds = await outcomes(stage, project_id, limits, events("a", range(30, 33)), NOW + 3)
+    after_three_seconds = await outcomes(
+        stage, project_id, limits, events("a", range(30, 33)), NOW + 3
+    )
     tokens_left = await redis.hget(f"{{p:{project_id}}}:tb:i:a", "tokens")
-    one_second_later = await outcomes(stage, project_id, limits, events("a", range(33, 36)), NOW + 4)
+    one_second_later = await outcomes(
+        stage, project_id, limits, events("a", range(33, 36)), NOW + 4
+    )
 
     assert after_three_seconds == [A, I, I]
     assert float(tokens_left) == 0.5
@@ -101,7 +107,9 @@ async def test_project_bucket_is_charged_only_for_events_its_issue_admitted(
     limits = RateLimits(issue_value=2, issue_bucket_minutes=1, project_value=10)
 
     issue_a = await outcomes(stage, project_id, limits, events("a", range(5)))
-    issue_b = await outcomes(stage, project_id, limits, [CountedEvent("b", 0, n, NOW) for n in range(5, 15)])
+    issue_b = await outcomes(
+        stage, project_id, limits, [CountedEvent("b", 0, n, NOW) for n in range(5, 15)]
+    )
 
     assert issue_a == [A, A, I, I, I]
     # The project bucket lost 2 tokens to issue a, not 5: 8 remain for issue b, whose own

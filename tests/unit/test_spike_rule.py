@@ -136,9 +136,7 @@ def test_new_issue_spikes_against_the_project_baseline() -> None:
         history_issue_counts=[0] * 9 + [2, 4],
     )
 
-    assert find_spike_candidates(counts, STRICT) == [
-        SpikeCandidate("new", 11, 5.0, 1_800_000_000)
-    ]
+    assert find_spike_candidates(counts, STRICT) == [SpikeCandidate("new", 11, 5.0, 1_800_000_000)]
 
 
 def test_batch_without_issues_has_no_candidates() -> None:

@@ -1,0 +1,118 @@
+"""Spike events: the spikes the worker detected, newest first, with the issue each belongs to.
+
+Read-only: the worker writes spike events; the API only lists and filters them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Query, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from api.deps import ReadableProject, Session
+from api.errors import error_responses, invalid
+from api.pagination import Page, Pagination, paginate
+from api.routing import ApiRouter
+from schemas.tables import SpikeEvent
+
+router = ApiRouter(
+    prefix="/api/projects/{project_id}/error_tracking/spike_events",
+    tags=["spike events"],
+    responses=error_responses(400, 401, 403, 404, 503),
+)
+
+
+class IssueRef(BaseModel):
+    id: uuid.UUID
+    name: str | None
+    description: str | None
+
+
+class SpikeEventOut(BaseModel):
+    id: uuid.UUID
+    issue: IssueRef
+    detected_at: datetime
+    computed_baseline: float
+    current_bucket_value: int
+
+    @classmethod
+    def of(cls, event: SpikeEvent) -> SpikeEventOut:
+        return cls(
+            id=event.id,
+            issue=IssueRef(
+                id=event.issue.id, name=event.issue.name, description=event.issue.description
+            ),
+            detected_at=event.detected_at,
+            computed_baseline=event.computed_baseline,
+            current_bucket_value=event.current_bucket_value,
+        )
+
+
+class SpikeEventOrder(StrEnum):
+    DETECTED_AT = "detected_at"
+    DETECTED_AT_DESC = "-detected_at"
+    COMPUTED_BASELINE = "computed_baseline"
+    COMPUTED_BASELINE_DESC = "-computed_baseline"
+    CURRENT_BUCKET_VALUE = "current_bucket_value"
+    CURRENT_BUCKET_VALUE_DESC = "-current_bucket_value"
+
+
+@router.get("/", response_model=Page[SpikeEventOut])
+async def list_spike_events(
+    project_id: ReadableProject,
+    session: Session,
+    page: Pagination,
+    request: Request,
+    issue_id: Annotated[uuid.UUID | None, Query(description="Only this issue's spikes.")] = None,
+    issue_ids: Annotated[
+        str | None, Query(description="Only these issues' spikes: comma-separated ids.")
+    ] = None,
+    date_from: Annotated[datetime | None, Query(description="Detected at or after.")] = None,
+    date_to: Annotated[datetime | None, Query(description="Detected at or before.")] = None,
+    order_by: SpikeEventOrder = SpikeEventOrder.DETECTED_AT_DESC,
+) -> Page[SpikeEventOut]:
+    statement = (
+        select(SpikeEvent)
+        .where(SpikeEvent.project_id == project_id)
+        .options(joinedload(SpikeEvent.issue))
+    )
+    wanted_issues = _issue_ids(issue_id, issue_ids)
+    if wanted_issues:
+        statement = statement.where(SpikeEvent.issue_id.in_(wanted_issues))
+    if date_from is not None:
+        statement = statement.where(SpikeEvent.detected_at >= _utc(date_from, "date_from"))
+    if date_to is not None:
+        statement = statement.where(SpikeEvent.detected_at <= _utc(date_to, "date_to"))
+    column = getattr(SpikeEvent, order_by.value.lstrip("-"))
+    direction = column.desc() if order_by.value.startswith("-") else column.asc()
+    # The id breaks ties so that pages never overlap or skip a spike.
+    statement = statement.order_by(direction, SpikeEvent.id)
+    return await paginate(session, statement, page, request, SpikeEventOut.of)
+
+
+def _issue_ids(issue_id: uuid.UUID | None, issue_ids: str | None) -> set[uuid.UUID]:
+    wanted = {issue_id} if issue_id is not None else set()
+    for text in (issue_ids or "").split(","):
+        if text.strip():
+            try:
+                wanted.add(uuid.UUID(text.strip()))
+            except ValueError:
+                message = f"'{text.strip()[:64]}' is not a valid issue id."
+                raise invalid(message, "issue_ids") from None
+    return wanted
+
+
+def _utc(moment: datetime, attr: str) -> datetime:
+    """A naive time is UTC; a time that cannot be expressed in UTC is a client error."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise invalid("Date is out of range.", attr) from None

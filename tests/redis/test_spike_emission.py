@@ -1,0 +1,133 @@
+"""Spike events under the snooze lock, on the real Redis: ids, message fields, snooze, release."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from schemas.events import SpikeEventMessage, SpikeIssue
+from worker.snooze import acquire_snoozes, release_snooze
+from worker.spike_events import build_spike_event, emit_spikes, spike_event_id
+from worker.spike_rule import SpikeCandidate, SpikeConfig
+
+pytestmark = pytest.mark.redis
+
+BUCKET_START = 1_800_000_000
+NOW = BUCKET_START + 10.0
+ISSUE_ID = "0f7c61d4-1e2b-4c0a-9d8e-2f3a4b5c6d7e"
+ISSUE = SpikeIssue(ISSUE_ID, "TypeError", "x is undefined")
+CONFIG = SpikeConfig(multiplier=2, threshold=10, snooze_duration_minutes=10)
+CANDIDATE = SpikeCandidate(ISSUE_ID, 21, 10.0, BUCKET_START)
+
+
+class Recorder:
+    """A publish callable that records what it was given, failing the first ``failures`` calls."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.published: list[SpikeEventMessage] = []
+        self._failures = failures
+
+    async def __call__(self, event: SpikeEventMessage) -> None:
+        if self._failures:
+            self._failures -= 1
+            raise ConnectionError("spike topic unavailable")
+        self.published.append(event)
+
+
+def test_spike_event_id_is_the_same_for_an_issue_and_bucket_and_differs_otherwise() -> None:
+    first = spike_event_id(ISSUE_ID, BUCKET_START)
+
+    assert spike_event_id(ISSUE_ID, BUCKET_START) == first
+    assert first.version == 5
+    assert spike_event_id(ISSUE_ID, BUCKET_START + 300) != first
+    assert spike_event_id(str(uuid.uuid4()), BUCKET_START) != first
+
+
+def test_spike_event_carries_issue_counts_and_config() -> None:
+    event = build_spike_event(7, ISSUE, CANDIDATE, CONFIG, detected_at=NOW)
+
+    assert event == SpikeEventMessage(
+        id=str(spike_event_id(ISSUE_ID, BUCKET_START)),
+        project_id=7,
+        issue=ISSUE,
+        detected_at="2027-01-15T08:00:10+00:00",
+        computed_baseline=10.0,
+        current_bucket_value=21,
+        bucket_start="2027-01-15T08:00:00+00:00",
+        threshold=10,
+        multiplier=2,
+    )
+
+
+async def test_acquire_snoozes_gives_each_lock_once_for_its_duration(
+    redis: Redis, project_id: int
+) -> None:
+    first = await acquire_snoozes(redis, project_id, ["a", "b"], 600)
+    second = await acquire_snoozes(redis, project_id, ["b", "c"], 600)
+
+    assert (first, second) == ({"a", "b"}, {"c"})
+    assert 599 <= await redis.ttl(f"{{p:{project_id}}}:snooze:a") <= 600
+
+
+async def test_released_snooze_can_be_taken_again(redis: Redis, project_id: int) -> None:
+    await acquire_snoozes(redis, project_id, ["a"], 600)
+
+    await release_snooze(redis, project_id, "a")
+
+    assert await acquire_snoozes(redis, project_id, ["a"], 600) == {"a"}
+
+
+async def test_second_crossing_inside_the_snooze_emits_nothing_and_after_it_emits_again(
+    redis: Redis, project_id: int
+) -> None:
+    publish = Recorder()
+    lock = f"{{p:{project_id}}}:snooze:{ISSUE_ID}"
+    issues = {ISSUE_ID: ISSUE}
+
+    first = await emit_spikes(redis, project_id, [CANDIDATE], issues, CONFIG, NOW, publish)
+    lock_ttl = await redis.ttl(lock)
+    inside = await emit_spikes(redis, project_id, [CANDIDATE], issues, CONFIG, NOW + 60, publish)
+    # Let the snooze run out now instead of waiting ten minutes.
+    await redis.pexpire(lock, 20)
+    await asyncio.sleep(0.1)
+    later = SpikeCandidate(ISSUE_ID, 40, 10.0, BUCKET_START + 900)
+    after = await emit_spikes(redis, project_id, [later], issues, CONFIG, NOW + 900, publish)
+
+    assert 599 <= lock_ttl <= 600
+    assert [e.id for e in first.published] == [str(spike_event_id(ISSUE_ID, BUCKET_START))]
+    assert (inside.published, inside.failed) == ([], [])
+    assert [e.id for e in after.published] == [str(spike_event_id(ISSUE_ID, BUCKET_START + 900))]
+    assert [e.current_bucket_value for e in publish.published] == [21, 40]
+
+
+async def test_failed_publish_releases_the_lock_so_a_later_batch_retries(
+    redis: Redis, project_id: int
+) -> None:
+    publish = Recorder(failures=1)
+    issues = {ISSUE_ID: ISSUE}
+
+    failed = await emit_spikes(redis, project_id, [CANDIDATE], issues, CONFIG, NOW, publish)
+    lock_after_failure = await redis.exists(f"{{p:{project_id}}}:snooze:{ISSUE_ID}")
+    retried = await emit_spikes(redis, project_id, [CANDIDATE], issues, CONFIG, NOW + 5, publish)
+
+    assert [e.id for e in failed.failed] == [str(spike_event_id(ISSUE_ID, BUCKET_START))]
+    assert failed.published == []
+    assert lock_after_failure == 0
+    # Same issue and bucket: the retry carries the same id, so downstream deduplicates.
+    assert [e.id for e in retried.published] == [e.id for e in failed.failed]
+    assert await redis.exists(f"{{p:{project_id}}}:snooze:{ISSUE_ID}") == 1
+
+
+async def test_one_failed_publish_does_not_stop_the_other_spikes(
+    redis: Redis, project_id: int
+) -> None:
+    publish = Recorder(failures=1)
+    other = SpikeCandidate("other-issue", 30, 1.0, BUCKET_START)
+
+    result = await emit_spikes(redis, project_id, [CANDIDATE, other], {}, CONFIG, NOW, publish)
+
+    assert [e.issue.id for e in result.failed] == [ISSUE_ID]
+    assert [(e.issue.id, e.issue.name) for e in result.published] == [("other-issue", None)]

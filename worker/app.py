@@ -1,0 +1,114 @@
+"""The Faust app (``faust -A worker.app worker``): one thin agent from batches to the pipeline.
+
+The agent acks a batch only after ``WorkerRuntime.handle`` made its effects durable, so Faust never
+commits an offset past an event still being processed; it holds no logic of its own. Also serves
+Prometheus ``/metrics`` on the worker's web port.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+import mode
+from faust.types import TP
+from faust.web import Request, Response, View
+from prometheus_client import generate_latest
+
+from schemas.settings import get_settings
+from worker import metrics
+from worker.records import SourceMessage
+from worker.runtime import WorkerRuntime
+from worker.sinks import OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+settings = get_settings()
+
+# aiokafka's own default: above our 1 MB input limit plus enrichment, within the broker's default.
+PRODUCER_MAX_REQUEST_BYTES = 1_048_576
+CONSUMER_LAG_REFRESH_SECONDS = 5.0
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
+
+app = faust.App(
+    settings.consumer_group,
+    broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
+    store="memory://",
+    web_port=settings.worker_web_port,
+    key_serializer="raw",
+    value_serializer="raw",
+    # A crashed agent would leave its unacked batch behind while the stream moves on; crash the
+    # worker instead, so the batch is consumed again after the restart.
+    agent_supervisor=mode.CrashingSupervisor,
+    producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
+    # The leader topic only serves Faust's table assignment; the worker has no tables.
+    topic_disable_leader=True,
+)
+
+exception_events = app.topic(settings.topic_exception_events)
+
+# Offset after the last event processed, per partition: the consumer lag's reference point.
+_next_offsets: dict[TP, int] = {}
+
+
+@app.agent(exception_events, concurrency=1)
+async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
+    runtime = WorkerRuntime.create(settings, send=_produce)
+    try:
+        async for events in stream.noack_take(
+            settings.batch_max_events, within=settings.batch_within_seconds
+        ):
+            await runtime.handle([_source_message(event.message) for event in events])
+            for event in events:
+                await stream.ack(event)
+                _next_offsets[event.message.tp] = event.message.offset + 1
+    finally:
+        await runtime.close()
+
+
+async def _produce(message: OutgoingMessage) -> Any:
+    return await app.producer.send(
+        message.topic, message.key, message.value, partition=None, timestamp=None, headers=None
+    )
+
+
+def _source_message(message: faust.types.Message) -> SourceMessage:
+    return SourceMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+    )
+
+
+@app.timer(interval=CONSUMER_LAG_REFRESH_SECONDS)
+async def refresh_consumer_lag() -> None:
+    topic = exception_events.get_topic_name()
+    assigned = [tp for tp in app.consumer.assignment() if tp.topic == topic]
+    try:
+        highwaters = await app.consumer.highwaters(*assigned) if assigned else {}
+        # Before this worker processed anything of a partition, its fetch position stands in.
+        next_offsets = {
+            tp: _next_offsets[tp] if tp in _next_offsets else await app.consumer.position(tp)
+            for tp in assigned
+        }
+    except Exception as exc:
+        # A rebalance can revoke a partition mid-way; the gauge is refreshed on the next tick.
+        log.debug("consumer lag not refreshed: %r", exc)
+        return
+    metrics.CONSUMER_LAG.clear()
+    for tp in assigned:
+        highwater, next_offset = highwaters.get(tp), next_offsets[tp]
+        if highwater is not None and next_offset is not None:
+            metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                max(highwater - next_offset, 0)
+            )
+
+
+@app.page("/metrics")
+class MetricsView(View):
+    async def get(self, request: Request) -> Response:
+        # aiohttp refuses a charset inside content_type; the text format is ASCII anyway.
+        return self.bytes(generate_latest(), content_type=PROMETHEUS_CONTENT_TYPE)

@@ -1,0 +1,119 @@
+"""Per-project configuration the worker needs, loaded from the database and cached between batches.
+
+A project's entry is reloaded when its version in Redis (bumped by the API after each committed
+write) changes; versions are read once per batch. Without Redis the cache is kept as it is (fail
+open). Never writes configuration: the API owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+import redis.asyncio
+import redis.exceptions
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from schemas.redis_keys import CONFIG_VERSIONS_KEY
+from schemas.tables import Project
+from worker import metrics
+from worker.lru import LruCache
+from worker.retry import retry_infrastructure
+from worker.upserts import chunked
+
+log = logging.getLogger(__name__)
+
+# A project created after its first events must become known quickly, without every event of an
+# unknown id costing a query: each unknown id is looked up again at most this often.
+UNKNOWN_PROJECT_RECHECK_SECONDS = 1.0
+MAX_REMEMBERED_UNKNOWN_PROJECTS = 10_000
+REDIS_DOWN_LOG_INTERVAL_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectConfig:
+    """What the worker knows of one existing project (suppression rules, rate limits and spike
+    detection settings join here as their stages are wired in)."""
+
+    project_id: int
+
+
+class ProjectConfigCache:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        redis_client: redis.asyncio.Redis,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._redis = redis_client
+        self._clock = clock
+        self._configs: dict[int, ProjectConfig] = {}
+        # The version each cached project had when it was loaded.
+        self._loaded_versions: dict[int, str | None] = {}
+        self._versions: dict[int, str] = {}
+        self._unknown_checked_at: LruCache[int, float] = LruCache(MAX_REMEMBERED_UNKNOWN_PROJECTS)
+        self._redis_down_logged_at: float | None = None
+
+    async def refresh(self) -> None:
+        """Read every project's config version (one round trip) and drop what changed."""
+        try:
+            raw = await self._redis.hgetall(CONFIG_VERSIONS_KEY)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            metrics.REDIS_FAIL_OPEN.labels(stage="config").inc()
+            self._log_redis_down(exc)
+            return
+        self._redis_down_logged_at = None
+        self._versions = {
+            int(field): _text(version) for field, version in raw.items() if _text(field).isdigit()
+        }
+        for project_id, loaded in list(self._loaded_versions.items()):
+            if self._versions.get(project_id) != loaded:
+                del self._configs[project_id], self._loaded_versions[project_id]
+
+    async def configs_for(self, project_ids: Collection[int]) -> dict[int, ProjectConfig]:
+        """The config of each of ``project_ids`` that exists; unknown ids are left out."""
+        now = self._clock()
+        to_load = [
+            project_id
+            for project_id in set(project_ids)
+            if project_id not in self._configs and not self._recently_unknown(project_id, now)
+        ]
+        if to_load:
+            loaded = await retry_infrastructure(
+                lambda: self._load(sorted(to_load)), dependency="database"
+            )
+            for project_id in to_load:
+                if project_id in loaded:
+                    self._configs[project_id] = loaded[project_id]
+                    self._loaded_versions[project_id] = self._versions.get(project_id)
+                else:
+                    self._unknown_checked_at.put(project_id, now)
+        return {pid: self._configs[pid] for pid in project_ids if pid in self._configs}
+
+    async def _load(self, project_ids: list[int]) -> Mapping[int, ProjectConfig]:
+        found: dict[int, ProjectConfig] = {}
+        async with self._engine.connect() as connection:
+            for chunk in chunked(project_ids):
+                rows = await connection.execute(select(Project.id).where(Project.id.in_(chunk)))
+                found.update({row.id: ProjectConfig(project_id=row.id) for row in rows})
+        return found
+
+    def _recently_unknown(self, project_id: int, now: float) -> bool:
+        checked_at = self._unknown_checked_at.get(project_id)
+        return checked_at is not None and now - checked_at < UNKNOWN_PROJECT_RECHECK_SECONDS
+
+    def _log_redis_down(self, exc: BaseException) -> None:
+        now = self._clock()
+        last = self._redis_down_logged_at
+        if last is None or now - last >= REDIS_DOWN_LOG_INTERVAL_SECONDS:
+            self._redis_down_logged_at = now
+            log.warning("Redis unavailable (%r): keeping the cached project configs", exc)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
