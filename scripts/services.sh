@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the local Kafka (KRaft), Redis and PostgreSQL that tests and the demo
-# use, without Docker. It owns only the processes it started (pid files under .services/): it never
-# touches system services, other users' servers or the Python environment.
-#
-#   bash scripts/services.sh up [kafka] [redis] [postgres]     start (all when none named)
-#   bash scripts/services.sh status [SERVICE...]               exit 1 if a named one is down
-#   bash scripts/services.sh down [SERVICE...]
-#
+# use, without Docker: `bash scripts/services.sh up|down|status [kafka] [redis] [postgres]`.
+# It owns only the processes it started (pid files under .services/): it never touches system
+# services, other users' servers or the Python environment.
 # Ports: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), REDIS_PORT (16379), PG_PORT (15432).
 set -euo pipefail
 
@@ -52,15 +48,14 @@ port_open() {
     timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
-# Pid files can outlive a reboot and the pid be reused, so a pid only counts as ours when its
-# command line still carries the marker the script started it with.
+# Pid files can outlive a reboot and the pid be reused, so a pid only counts as ours while the
+# process still runs in the state dir the script started it in (its pid file's own dir).
 pid_from_file() {
-    local pidfile=$1 marker=$2 pid
+    local pidfile=$1 pid
     [[ -f $pidfile ]] || return 1
     pid=$(<"$pidfile")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ -r /proc/$pid/cmdline ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker" || return 1
+    [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$(dirname "$pidfile")" ]] || return 1
     printf '%s' "$pid"
 }
 
@@ -103,19 +98,22 @@ kafka_version() {
 
 KAFKA_LIBS_DIR=$CACHE_DIR/kafka-$(kafka_version)/libs
 
-kafka_pid() { pid_from_file "$KAFKA_PIDFILE" "$KAFKA_PROPERTIES"; }
+kafka_pid() { pid_from_file "$KAFKA_PIDFILE"; }
 
 kafka_fetch() {
     [[ -f $KAFKA_LIBS_DIR/.complete ]] && return 0
     command -v mvn >/dev/null || apt_install maven
     say "kafka: downloading kafka_2.13 $(kafka_version) and its dependencies into $KAFKA_LIBS_DIR"
     # Copy into a scratch dir first so an interrupted download never looks complete.
-    local scratch=$KAFKA_LIBS_DIR.partial
+    local scratch=$KAFKA_LIBS_DIR.partial maven_log=$KAFKA_LIBS_DIR.maven.log
     rm -rf "$scratch"
-    mvn -B -q -Dstyle.color=never -f "$KAFKA_FILES_DIR/pom.xml" dependency:copy-dependencies \
+    mkdir -p "$(dirname "$KAFKA_LIBS_DIR")"
+    if ! mvn -B -q -f "$KAFKA_FILES_DIR/pom.xml" dependency:copy-dependencies \
         -Dkafka.version="$(kafka_version)" -DincludeScope=runtime \
-        -DoutputDirectory="$scratch" ||
-        die "kafka: maven could not fetch kafka_2.13 $(kafka_version) (see its output above)"
+        -DoutputDirectory="$scratch" >"$maven_log" 2>&1; then
+        tail -n "$LOG_TAIL_LINES" "$maven_log" >&2
+        die "kafka: maven could not fetch kafka_2.13 $(kafka_version) (log $maven_log)"
+    fi
     rm -rf "$KAFKA_LIBS_DIR"
     mv "$scratch" "$KAFKA_LIBS_DIR"
     touch "$KAFKA_LIBS_DIR/.complete"
@@ -157,14 +155,17 @@ kafka_answers_metadata() {
 kafka_wait_ready() {
     local pid=$1 deadline=$((SECONDS + KAFKA_READY_TIMEOUT_SECONDS))
     while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || fail_with_log kafka "$KAFKA_LOG"
+        kill -0 "$pid" 2>/dev/null || { rm -f "$KAFKA_PIDFILE"; fail_with_log kafka "$KAFKA_LOG"; }
         if port_open "$KAFKA_PORT" && kafka_answers_metadata; then
             return 0
         fi
         sleep 1
     done
-    printf 'services.sh: kafka gave no metadata within %ss; it is left running (pid %s)\n' \
+    # A broker that never answered would make the next `up` report "already running".
+    printf 'services.sh: kafka gave no metadata within %ss; stopping it (pid %s)\n' \
         "$KAFKA_READY_TIMEOUT_SECONDS" "$pid" >&2
+    stop_pid "$pid" "$KAFKA_STOP_TIMEOUT_SECONDS"
+    rm -f "$KAFKA_PIDFILE"
     fail_with_log kafka "$KAFKA_LOG"
 }
 
@@ -186,9 +187,9 @@ kafka_up() {
     kafka_format_storage
     # setsid detaches the broker from the caller's process group (it outlives this shell and a
     # Ctrl-C there); fd 9 is the state lock, which the broker must not inherit.
-    setsid java -Xms512m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-        -Dlog4j2.configurationFile="$KAFKA_FILES_DIR/log4j2.properties" \
-        -cp "$KAFKA_LIBS_DIR/*" kafka.Kafka "$KAFKA_PROPERTIES" \
+    (cd "$KAFKA_STATE_DIR" && exec setsid java -Xms512m -Xmx512m -XX:+UseG1GC \
+        -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_FILES_DIR/log4j2.properties" \
+        -cp "$KAFKA_LIBS_DIR/*" kafka.Kafka "$KAFKA_PROPERTIES") \
         </dev/null >>"$KAFKA_LOG" 2>&1 9>&- &
     pid=$!
     printf '%s\n' "$pid" >"$KAFKA_PIDFILE"
@@ -223,7 +224,7 @@ REDIS_STATE_DIR=$STATE_DIR/redis
 REDIS_PIDFILE=$REDIS_STATE_DIR/redis.pid
 REDIS_LOG=$REDIS_STATE_DIR/redis.log
 
-redis_pid() { pid_from_file "$REDIS_PIDFILE" "redis-server 127.0.0.1:$REDIS_PORT"; }
+redis_pid() { pid_from_file "$REDIS_PIDFILE"; }
 
 redis_answers_ping() {
     [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]

@@ -13,7 +13,6 @@ import tomllib
 from typing import Any
 from urllib.parse import urlparse
 
-import click
 import pytest
 import typer
 import yaml
@@ -41,18 +40,19 @@ def _words(command: str | list[str]) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else [str(word) for word in command]
 
 
-def resolve_cli_command(words: list[str]) -> click.Command:
-    """The click command that ``spikewatch <words…>`` runs; fails on an unknown name or option."""
+def resolve_cli_command(words: list[str]) -> Any:
+    """The command that ``spikewatch <words…>`` runs; fails on an unknown name or option."""
     from spikewatch.cli import app
 
     assert words[0] == "spikewatch", words
     command = typer.main.get_command(app)
     rest = words[1:]
-    while rest and isinstance(command, click.Group) and not rest[0].startswith("-"):
+    # Typer ships its own click, so a group is recognised by its subcommands, not by its class.
+    while rest and hasattr(command, "commands") and not rest[0].startswith("-"):
         name = rest.pop(0)
         assert name in command.commands, f"`{name}` is not a subcommand in {words}"
         command = command.commands[name]
-    assert not isinstance(command, click.Group), f"{words} stops at a group, not a command"
+    assert not hasattr(command, "commands"), f"{words} stops at a group, not a command"
     options = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
     for word in rest:
         if word.startswith("-"):

@@ -1,0 +1,76 @@
+"""Fixtures of the worker tests: fresh migrated databases with projects, Redis, and real worker
+processes that are always stopped after their test."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from schemas.db import make_engine
+from schemas.tables import Project
+from tests.support.databases import database_url, fresh_database
+from tests.worker.processes import Topics, WorkerProcess
+
+__all__ = ["database_url"]  # the fixture of tests.support.databases, for both database kinds
+
+
+async def add_projects(engine: AsyncEngine, *project_ids: int) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(Project), [{"id": pid, "name": f"project {pid}"} for pid in project_ids]
+        )
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: pathlib.Path) -> AsyncIterator[str]:
+    async with fresh_database("sqlite", tmp_path, None) as url:
+        yield url
+
+
+@pytest.fixture
+async def postgres_database_url(tmp_path: pathlib.Path, postgres_url: str) -> AsyncIterator[str]:
+    async with fresh_database("postgresql", tmp_path, postgres_url) as url:
+        yield url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def start_worker(
+    tmp_path: pathlib.Path, kafka_bootstrap: str, redis_url: str
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start a worker process on a database and topics; every one is stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(database_url: str, topics: Topics, consumer_group: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            database_url=database_url,
+            kafka_bootstrap=kafka_bootstrap,
+            redis_url=redis_url,
+            topics=topics,
+            consumer_group=consumer_group,
+            workdir=tmp_path,
+        )
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
