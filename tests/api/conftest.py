@@ -1,16 +1,20 @@
 """Fixtures of the API tests: a fresh migrated database per test on SQLite and on PostgreSQL
 (``database_url``), Redis database 7 (only the config-versions key is ever cleared), the app
-behind an in-process client, and two projects with their keys.
+behind an in-process client or a real uvicorn server, and two projects with their keys.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlparse, urlunparse
 
 import httpx
 import pytest
+import uvicorn
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -80,12 +84,39 @@ async def client(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+@pytest.fixture
+async def live_server(api_settings: Settings) -> AsyncIterator[str]:
+    """The app served by uvicorn on a free local port (in a thread); yields its base URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(api_settings), log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started or not thread.is_alive():
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+        listener.close()
+
+
 async def project_with_keys(
     sessionmaker: async_sessionmaker[AsyncSession], name: str
 ) -> ProjectAccess:
     project = await admin.create_project(sessionmaker, name)
     _, write_key = await admin.create_api_key(
-        sessionmaker, label=f"{name} write", scopes=["error_tracking:write"], project_ids=[project.id]
+        sessionmaker,
+        label=f"{name} write",
+        scopes=["error_tracking:write"],
+        project_ids=[project.id],
     )
     _, read_key = await admin.create_api_key(
         sessionmaker, label=f"{name} read", scopes=["error_tracking:read"], project_ids=[project.id]

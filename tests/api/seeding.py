@@ -17,7 +17,9 @@ Sessionmaker = async_sessionmaker[AsyncSession]
 async def add_issue(
     sessionmaker: Sessionmaker, project_id: int, name: str, description: str
 ) -> Issue:
-    return await _add(sessionmaker, Issue(project_id=project_id, name=name, description=description))
+    return await _add(
+        sessionmaker, Issue(project_id=project_id, name=name, description=description)
+    )
 
 
 async def add_spike_event(

@@ -172,9 +172,7 @@ async def test_project_a_objects_are_invisible_and_untouchable_under_project_b(
             acme.url("releases/"), json={"version": "1", "project": "web"}, headers=acme.write
         )
     ).json()
-    rule = (
-        await client.post(acme.url("suppression_rules/"), json={}, headers=acme.write)
-    ).json()
+    rule = (await client.post(acme.url("suppression_rules/"), json={}, headers=acme.write)).json()
     frame = await add_stack_frame(sessionmaker, acme.project_id, raw_id="frame-a")
 
     attempts = [

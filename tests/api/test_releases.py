@@ -28,7 +28,15 @@ async def test_create_answers_201_with_the_release_and_defaults_hash_id_to_its_i
 
     assert response.status_code == 201
     release = response.json()
-    assert set(release) == {"id", "hash_id", "team_id", "created_at", "metadata", "version", "project"}
+    assert set(release) == {
+        "id",
+        "hash_id",
+        "team_id",
+        "created_at",
+        "metadata",
+        "version",
+        "project",
+    }
     assert release["hash_id"] == release["id"]
     assert release["team_id"] == acme.project_id
     assert (release["version"], release["project"]) == ("1.4.0", "web")
@@ -95,9 +103,7 @@ async def test_version_and_project_are_required(
     no_version = await client.post(
         acme.url("releases/"), json={"project": "web"}, headers=acme.write
     )
-    no_project = await client.post(
-        acme.url("releases/"), json={"version": "1"}, headers=acme.write
-    )
+    no_project = await client.post(acme.url("releases/"), json={"version": "1"}, headers=acme.write)
 
     assert no_version.status_code == 400
     assert no_version.json() == {
@@ -143,7 +149,9 @@ async def test_list_is_paginated_newest_first(
     assert page["previous"] is None
 
 
-async def test_retrieve_by_id_and_by_hash_id(client: httpx.AsyncClient, acme: ProjectAccess) -> None:
+async def test_retrieve_by_id_and_by_hash_id(
+    client: httpx.AsyncClient, acme: ProjectAccess
+) -> None:
     release = await create_release(client, acme, version="1.0", project="web", hash_id="deadbeef")
 
     by_id = await client.get(acme.url(f"releases/{release['id']}/"), headers=acme.read)

@@ -93,7 +93,10 @@ async def test_limits_below_one_or_not_integers_are_refused(
         "min_value",
         "per_issue_rate_limit_value",
     )
-    assert (text.status_code, text.json()["attr"]) == (400, "project_rate_limit_bucket_size_minutes")
+    assert (text.status_code, text.json()["attr"]) == (
+        400,
+        "project_rate_limit_bucket_size_minutes",
+    )
     assert (too_big.status_code, too_big.json()["code"]) == (400, "max_value")
 
 

@@ -72,8 +72,8 @@ async def test_a_frame_carries_its_symbol_set_ref_and_release(
 async def test_frames_without_symbol_set_or_release_say_null(
     client: httpx.AsyncClient, acme: ProjectAccess, frames: dict[str, str]
 ) -> None:
-    vendor = (await client.get(acme.url(f"stack_frames/{frames['vendor']}/"), headers=acme.read))
-    bare = (await client.get(acme.url(f"stack_frames/{frames['bare']}/"), headers=acme.read))
+    vendor = await client.get(acme.url(f"stack_frames/{frames['vendor']}/"), headers=acme.read)
+    bare = await client.get(acme.url(f"stack_frames/{frames['bare']}/"), headers=acme.read)
 
     assert (vendor.json()["symbol_set_ref"], vendor.json()["release"]) == (
         "https://cdn/vendor.js",

@@ -25,7 +25,9 @@ TYPE_ERRORS = {
 
 
 async def create_rule(client: httpx.AsyncClient, access: ProjectAccess, **fields: object) -> dict:
-    response = await client.post(access.url("suppression_rules/"), json=fields, headers=access.write)
+    response = await client.post(
+        access.url("suppression_rules/"), json=fields, headers=access.write
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -221,7 +223,9 @@ async def test_create_update_and_delete_each_bump_the_config_version_once(
     rule = await create_rule(client, acme)
     after_create = await api_redis.hget(CONFIG_VERSIONS_KEY, version_key)
     await client.patch(
-        acme.url(f"suppression_rules/{rule['id']}/"), json={"sampling_rate": 0.5}, headers=acme.write
+        acme.url(f"suppression_rules/{rule['id']}/"),
+        json={"sampling_rate": 0.5},
+        headers=acme.write,
     )
     after_update = await api_redis.hget(CONFIG_VERSIONS_KEY, version_key)
     await client.post(acme.url("suppression_rules/"), json={"sampling_rate": 7}, headers=acme.write)
