@@ -28,15 +28,14 @@ AUTHENTICATION_ERROR = "authentication_error"
 INVALID_REQUEST = "invalid_request"
 SERVER_ERROR = "server_error"
 
-# What a dropped connection looks like from SQLAlchemy and the drivers below it (asyncpg raises
-# OSError itself when the server refuses the connection).
+# What an unreachable database looks like from SQLAlchemy and the drivers below it: asyncpg
+# raises OSError itself (refused connection, timeout) before SQLAlchemy can wrap anything.
 DATABASE_OUTAGES: tuple[type[Exception], ...] = (
     OperationalError,
     InterfaceError,
     DisconnectionError,
     PoolTimeoutError,
     OSError,
-    TimeoutError,
 )
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -119,7 +118,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.body.model_dump(), status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(exc.body.model_dump(), exc.status_code, headers=exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

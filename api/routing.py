@@ -21,6 +21,5 @@ class ApiRouter(APIRouter):
         bare = path.rstrip("/")
         include_in_schema = kwargs.pop("include_in_schema", True)
         super().add_api_route(f"{bare}/", endpoint, include_in_schema=include_in_schema, **kwargs)
-        if bare or self.prefix:
-            kwargs.pop("operation_id", None)
-            super().add_api_route(bare, endpoint, include_in_schema=False, **kwargs)
+        # Every resource router has a prefix, so even "/" has a bare spelling (the prefix).
+        super().add_api_route(bare, endpoint, include_in_schema=False, **kwargs)

@@ -9,7 +9,7 @@ A test checks that these models and the JSON Schemas accept and reject the same 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -80,9 +80,15 @@ class ExceptionProperties(msgspec.Struct):
 class AcceptedProperties(msgspec.Struct):
     """The properties of a forwarded event: the input's, plus the issue the worker grouped it in."""
 
-    exception_list: list[ExceptionEntry] = msgspec.field(name="$exception_list")
-    exception_issue_id: str = msgspec.field(name="$exception_issue_id")
-    exception_fingerprint: str = msgspec.field(name="$exception_fingerprint")
+    exception_list: Annotated[list[ExceptionEntry], msgspec.Meta(min_length=1)] = msgspec.field(
+        name="$exception_list"
+    )
+    exception_issue_id: Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)] = msgspec.field(
+        name="$exception_issue_id"
+    )
+    exception_fingerprint: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = (
+        msgspec.field(name="$exception_fingerprint")
+    )
     issue_name: str | None = msgspec.field(default=None, name="$issue_name")
     issue_description: str | None = msgspec.field(default=None, name="$issue_description")
     release: str | None = msgspec.field(default=None, name="$release")
@@ -91,9 +97,9 @@ class AcceptedProperties(msgspec.Struct):
 class AcceptedEvent(msgspec.Struct):
     """A message of ``exception_events_accepted``: the input event as sent, enriched."""
 
-    uuid: str
+    uuid: Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
     project_id: int
-    timestamp: str
+    timestamp: Annotated[str, msgspec.Meta(pattern=TIMESTAMP_PATTERN)]
     properties: AcceptedProperties
     event: str = "$exception"
     distinct_id: str | None = None
@@ -128,8 +134,8 @@ class DeadLetter(msgspec.Struct):
     reason: DeadLetterReason
     error: str
     topic: str
-    partition: int
-    offset: int
+    partition: Annotated[int, msgspec.Meta(ge=0)]
+    offset: Annotated[int, msgspec.Meta(ge=0)]
     payload: str
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
     payload_truncated: bool = False

@@ -8,8 +8,9 @@ and symbol sets this worker already stored. Never deletes or rewrites a stored f
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,10 @@ from worker.lru import LruCache
 from worker.records import EventRecord, in_flight
 from worker.retry import retry_infrastructure
 from worker.upserts import chunked, insert_if_absent, pairs_match
+
+# Events often name a release that was never created: looking it up again for every batch would
+# cost statements per batch for nothing, so an unlinked symbol set looks again at most this often.
+RELEASE_RECHECK_SECONDS = 30.0
 
 FrameKey = tuple[int, str]  # (project_id, raw_id)
 SymbolSetKey = tuple[int, str]  # (project_id, symbol_set_ref)
@@ -56,8 +61,8 @@ def frame_contents(frame: Frame, raw_id: str) -> dict[str, Any]:
 class _SymbolSetState:
     id: uuid.UUID
     release_id: uuid.UUID | None
-    # The release last looked up for an unlinked set: the same one is not looked up every batch.
-    release_hash_tried: str | None
+    # When an unlinked set last looked for its release (clock seconds), or None if it never did.
+    release_checked_at: float | None
 
 
 @dataclass(slots=True)
@@ -68,8 +73,15 @@ class _BatchFrames:
 
 
 class StackFrameRecorder:
-    def __init__(self, engine: AsyncEngine, *, cache_size: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        cache_size: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._engine = engine
+        self._clock = clock
         self._known_frames: LruCache[FrameKey, bool] = LruCache(cache_size)
         self._known_symbol_sets: LruCache[SymbolSetKey, _SymbolSetState] = LruCache(cache_size)
 
@@ -77,8 +89,9 @@ class StackFrameRecorder:
         """Store the frames of every in-flight record that this worker has not stored yet."""
         work = self._new_work(in_flight(batch))
         if work.frames or work.symbol_sets:
+            checked_at = self._clock()
             stored_sets = await retry_infrastructure(
-                lambda: self._store(work), dependency="database"
+                lambda: self._store(work, checked_at), dependency="database"
             )
             for key, state in stored_sets.items():
                 self._known_symbol_sets.put(key, state)
@@ -105,13 +118,18 @@ class StackFrameRecorder:
         state = self._known_symbol_sets.get(key)
         if state is None:
             return True
-        return (
-            state.release_id is None and release is not None and release != state.release_hash_tried
-        )
+        if state.release_id is not None or release is None:
+            return False
+        checked_at = state.release_checked_at
+        return checked_at is None or self._clock() - checked_at >= RELEASE_RECHECK_SECONDS
 
-    async def _store(self, work: _BatchFrames) -> dict[SymbolSetKey, _SymbolSetState]:
+    async def _store(
+        self, work: _BatchFrames, checked_at: float
+    ) -> dict[SymbolSetKey, _SymbolSetState]:
         async with self._engine.begin() as connection:
-            stored_sets = await _insert_or_link_symbol_sets(connection, work.symbol_sets)
+            stored_sets = await _insert_or_link_symbol_sets(
+                connection, work.symbol_sets, checked_at
+            )
             set_ids = {key: state.id for key, state in stored_sets.items()}
             # Frames whose symbol set this worker stored in an earlier batch link to it by cache.
             for (project_id, _raw_id), frame in work.frames.items():
@@ -124,7 +142,7 @@ class StackFrameRecorder:
 
 
 async def _insert_or_link_symbol_sets(
-    connection: AsyncConnection, wanted: Mapping[SymbolSetKey, str | None]
+    connection: AsyncConnection, wanted: Mapping[SymbolSetKey, str | None], checked_at: float
 ) -> dict[SymbolSetKey, _SymbolSetState]:
     if not wanted:
         return {}
@@ -165,7 +183,7 @@ async def _insert_or_link_symbol_sets(
         )
     stored = await _stored_symbol_sets(connection, wanted.keys())
     return {
-        key: _SymbolSetState(set_id, release_id, wanted[key])
+        key: _SymbolSetState(set_id, release_id, checked_at if wanted[key] else None)
         for key, (set_id, release_id) in stored.items()
     }
 

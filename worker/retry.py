@@ -1,8 +1,8 @@
 """Retry infrastructure failures (Redis, the database, Kafka) with backoff until they succeed.
 
-Faust acks the events of a batch whose processing raised, so an outage must never escape the agent:
-it waits here instead. Anything that is not an outage (a bug, a constraint an event violates) is
-re-raised at once, so the pipeline can isolate the event that caused it.
+An exception escaping the Faust agent restarts the worker (and with a plain ``take()`` would ack
+the batch unprocessed), so an outage waits here instead. Anything that is not an outage (a bug, a
+constraint an event violates) is re-raised at once, so the pipeline can isolate its event.
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# PostgreSQL aborts one side of a deadlock or serialization conflict; running again succeeds.
-_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
-
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -35,22 +32,20 @@ class Backoff:
     max_delay_seconds: float = 5.0
 
     def delay_seconds(self, attempt: int) -> float:
-        """Full jitter: workers that failed together do not retry in lockstep."""
+        """Exponential, jittered so that workers that failed together do not retry in lockstep."""
         ceiling = min(self.max_delay_seconds, self.first_delay_seconds * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
 
 def is_infrastructure_failure(exc: BaseException) -> bool:
-    """True for failures that go away when the service comes back (not for bad data or bugs)."""
+    """True for failures that waiting cures (a service down, locked, failing over or not migrated
+    yet); False for what an event's own data caused, and for bugs."""
     if isinstance(exc, ProducerSendError):
         return exc.__cause__ is not None and is_infrastructure_failure(exc.__cause__)
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        return (
-            isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
-            or exc.connection_invalidated
-            or sqlstate in _RETRYABLE_SQLSTATES
-        )
+        # Only these two are about the rows being written; anything else the database says is
+        # about the database, and retrying it never loses an event.
+        return not isinstance(exc, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.DataError)
     return isinstance(
         exc,
         OSError  # includes ConnectionError and TimeoutError

@@ -18,7 +18,7 @@ import msgspec
 from schemas.events import DeadLetter
 from worker.outcomes import Outcome
 from worker.records import EventRecord
-from worker.retry import retry_infrastructure
+from worker.retry import Backoff, retry_infrastructure
 
 ISSUE_ID_PROPERTY = "$exception_issue_id"
 FINGERPRINT_PROPERTY = "$exception_fingerprint"
@@ -100,8 +100,9 @@ def dead_letter_payload(original: bytes) -> tuple[str, str, bool]:
 
 
 class KafkaSink:
-    def __init__(self, send: SendFunction) -> None:
+    def __init__(self, send: SendFunction, *, backoff: Backoff = Backoff()) -> None:
         self._send = send
+        self._backoff = backoff
 
     async def deliver(self, messages: Sequence[OutgoingMessage]) -> None:
         """Send every message and wait for the broker to acknowledge each; an outage is retried
@@ -115,7 +116,7 @@ class KafkaSink:
                 raise error
 
         if remaining:
-            await retry_infrastructure(attempt, dependency="kafka")
+            await retry_infrastructure(attempt, dependency="kafka", backoff=self._backoff)
 
     async def _send_all(
         self, messages: list[OutgoingMessage]

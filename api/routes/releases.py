@@ -116,6 +116,9 @@ async def create_release(
 async def retrieve_release_by_hash(
     project_id: ReadableProject, session: Session, hash_id: str
 ) -> ReleaseOut:
+    # A hash id no release can have is not looked up: PostgreSQL refuses NUL in a query.
+    if len(hash_id) > MAX_HASH_ID_LENGTH or "\x00" in hash_id:
+        raise not_found()
     release = await session.scalar(
         select(Release).where(Release.team_id == project_id, Release.hash_id == hash_id)
     )

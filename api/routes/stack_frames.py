@@ -100,8 +100,8 @@ async def retrieve_stack_frame(
 
 @router.delete("/{frame_id}/", status_code=405, responses=error_responses(405))
 async def delete_stack_frame(project_id: WritableProject, frame_id: str) -> None:
-    """Hard delete of a stack frame is not allowed, as in the reference: the worker records
-    frames as events arrive, and issues keep pointing at them."""
+    """Hard delete of a stack frame is not allowed, as in the reference: frames are the
+    worker's record of the events it has seen."""
     raise ApiError(
         405,
         INVALID_REQUEST,

@@ -228,3 +228,11 @@ async def test_delete_answers_204_and_the_release_is_gone(
 
     assert (deleted.status_code, deleted.content) == (204, b"")
     assert again.status_code == 404
+
+
+async def test_a_hash_id_no_release_can_have_is_simply_not_found(
+    client: httpx.AsyncClient, acme: ProjectAccess
+) -> None:
+    for hash_id in ("%00", "h" * 129, "%F0%9F%92%A5"):
+        response = await client.get(acme.url(f"releases/hash/{hash_id}/"), headers=acme.read)
+        assert response.status_code == 404, hash_id

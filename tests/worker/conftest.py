@@ -59,8 +59,11 @@ def start_worker(
     """Start a worker process on a database and topics; every one is stopped after the test."""
     started: list[WorkerProcess] = []
 
-    def start(database_url: str, topics: Topics, consumer_group: str) -> WorkerProcess:
+    def start(
+        database_url: str, topics: Topics, consumer_group: str, entry_point: str = "faust"
+    ) -> WorkerProcess:
         worker = WorkerProcess(
+            entry_point=entry_point,
             database_url=database_url,
             kafka_bootstrap=kafka_bootstrap,
             redis_url=redis_url,

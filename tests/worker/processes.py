@@ -19,12 +19,17 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-FAUST = pathlib.Path(sys.executable).with_name("faust")
+BIN = pathlib.Path(sys.executable).parent
+# The two ways an operator starts the worker; both must run the same app.
+ENTRY_POINTS = {
+    "faust": [str(BIN / "faust"), "-A", "worker.app", "worker", "-l", "info"],
+    "spikewatch": [str(BIN / "spikewatch"), "worker", "--loglevel", "info"],
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class KafkaRecord:
 
 
 async def create_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
+    """Create the topics and wait until every partition has a leader (creation is asynchronous)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -62,6 +68,17 @@ async def create_topics(bootstrap: str, topics: Topics, partitions: int) -> None
                 for name in topics.all()
             ]
         )
+        deadline = time.monotonic() + 30
+        while True:
+            described = await admin.describe_topics(topics.all())
+            led = [
+                p for topic in described for p in topic["partitions"] if p.get("leader", -1) >= 0
+            ]
+            if len(led) == partitions * len(topics.all()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topics never got leaders: {described}")
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
 
@@ -101,13 +118,12 @@ async def read_topic(
 ) -> list[KafkaRecord]:
     """Every record of ``topic`` once ``expected`` arrived, plus any that arrive in the next
     ``settle_seconds`` (so that an extra, unexpected record is seen rather than missed)."""
+    # Without a group the consumer reads every partition of the topic it subscribes to.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
         records: list[KafkaRecord] = []
         deadline = time.monotonic() + timeout_seconds
         settled_at: float | None = None
@@ -131,7 +147,7 @@ def free_port() -> int:
 
 
 class WorkerProcess:
-    """``faust -A worker.app worker`` in a subprocess, configured through its environment."""
+    """The worker in a subprocess, started by one of ENTRY_POINTS and configured by environment."""
 
     def __init__(
         self,
@@ -142,6 +158,7 @@ class WorkerProcess:
         topics: Topics,
         consumer_group: str,
         workdir: pathlib.Path,
+        entry_point: str = "faust",
         batch_max_events: int = 100,
     ) -> None:
         self.web_port = free_port()
@@ -165,7 +182,7 @@ class WorkerProcess:
         }
         self._log = self.log_path.open("wb")
         self._process = subprocess.Popen(
-            [str(FAUST), "-A", "worker.app", "worker", "-l", "info"],
+            ENTRY_POINTS[entry_point],
             cwd=home,
             env=env,
             stdout=self._log,

@@ -253,3 +253,83 @@ async def test_a_mixed_stream_is_forwarded_dead_lettered_stored_and_counted(
     finally:
         await delete_topics(kafka_bootstrap, topics)
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_two_workers_on_four_partitions_process_every_event_once_into_one_issue_each(
+    postgres_database_url: str, kafka_bootstrap: str, start_worker: Any
+) -> None:
+    engine = make_engine(postgres_database_url)
+    await add_projects(engine, PROJECT_A, PROJECT_B)
+    topics = Topics.unique()
+    await create_topics(kafka_bootstrap, topics, partitions=4)
+    try:
+        group = f"group-{uuid.uuid4().hex}"
+        # One started as `faust -A worker.app worker`, one as `spikewatch worker`.
+        workers = [
+            start_worker(postgres_database_url, topics, group, entry_point)
+            for entry_point in ("faust", "spikewatch")
+        ]
+        for worker in workers:
+            await worker.wait_until_serving()
+
+        async def partitions_split() -> bool:
+            first, second = [await w.assigned_partitions() for w in workers]
+            return bool(first) and bool(second) and first | second == {0, 1, 2, 3}
+
+        # Produce only once the group settled, so that no rebalance replays a batch (which
+        # at-least-once delivery would allow) and "exactly once" below is a fair demand.
+        await wait_for(
+            "both workers to share the partitions",
+            partitions_split,
+            timeout_seconds=45,
+            workers=workers,
+        )
+
+        # Every fingerprint reaches every partition, so both workers race to create each issue.
+        events = [
+            exception_event(project, error_type=f"Error{kind}", value=f"{project}-{kind}-{n}")
+            for n in range(4)
+            for project in (PROJECT_A, PROJECT_B)
+            for kind in range(10)
+        ]
+        await produce(
+            kafka_bootstrap,
+            topics.exception_events,
+            [(i % 4, str(e["project_id"]).encode(), encode(e)) for i, e in enumerate(events)],
+        )
+        accepted = await read_topic(
+            kafka_bootstrap,
+            topics.accepted,
+            expected=len(events),
+            timeout_seconds=DELIVERY_TIMEOUT_SECONDS,
+        )
+
+        documents = [msgspec.json.decode(r.value) for r in accepted]
+        assert sorted(d["uuid"] for d in documents) == sorted(e["uuid"] for e in events)
+        issue_by_fingerprint: dict[tuple[int, str], set[str]] = {}
+        for document in documents:
+            key = (document["project_id"], document["properties"]["$exception_fingerprint"])
+            issue_by_fingerprint.setdefault(key, set()).add(
+                document["properties"]["$exception_issue_id"]
+            )
+        assert len(issue_by_fingerprint) == 20
+        assert all(len(issue_ids) == 1 for issue_ids in issue_by_fingerprint.values())
+
+        issues = await issue_rows(engine)
+        assert {key: {str(row[0])} for key, row in issues.items()} == issue_by_fingerprint
+        async with engine.connect() as connection:
+            # The losers of each race removed their proposed issue: no orphan issue remains.
+            assert await connection.scalar(select(func.count()).select_from(Issue)) == 20
+
+        async def all_counted() -> bool:
+            counted = [(await w.metrics())["spikewatch_events_consumed_total"] for w in workers]
+            return sum(counted) == len(events)
+
+        await wait_for("the metrics", all_counted, timeout_seconds=10, workers=workers)
+        per_worker = [outcome_counts(await w.metrics()) for w in workers]
+        assert all(counts["forwarded"] > 0 for counts in per_worker)
+        assert sum(counts["forwarded"] for counts in per_worker) == len(events)
+    finally:
+        await delete_topics(kafka_bootstrap, topics)
+        await engine.dispose()

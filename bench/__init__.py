@@ -1,0 +1,6 @@
+"""The benchmark harness of ``spikewatch bench``: a realistic stream, the machine's own ceilings,
+the real worker measured from outside, and the BENCHMARKS.md report.
+
+It drives the worker only as an operator would (a subprocess, its environment, Kafka, /metrics):
+it never imports ``worker`` or ``api``, so what it measures is what users run.
+"""

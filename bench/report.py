@@ -1,0 +1,325 @@
+"""BENCHMARKS.md: the machine, the versions, the command, and a table of every figure of a run,
+with the method behind each and the issue's targets beside the figures reached.
+
+Formatting only: it measures nothing and never rounds a figure into a verdict it does not show.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+
+from bench.generator import PROJECT_COUNT
+from bench.results import (
+    BenchReport,
+    DetectionLatency,
+    MemoryGrowth,
+    PartFailure,
+    SteadyStateCost,
+    Throughput,
+    WorkerThroughput,
+)
+
+SECTIONS = (
+    "Machine",
+    "Versions",
+    "Command",
+    "Stream",
+    "Throughput",
+    "Detection latency",
+    "Cost per event",
+    "Memory under growth",
+    "Targets",
+)
+TARGET_RATIO_TO_CEILING_B = 0.5
+TARGET_P99_SECONDS = 1.0
+TARGET_REDIS_COMMANDS_PER_BATCH = PROJECT_COUNT + 2
+TARGET_PEAK_RSS_BYTES = 300 * 1024 * 1024
+MIB = 1024 * 1024
+
+
+def write_report(report: BenchReport, path: pathlib.Path) -> None:
+    path.write_text(render_report(report))
+
+
+def render_report(report: BenchReport) -> str:
+    lines = [
+        "# spikewatch benchmarks",
+        "",
+        f"Measured {report.started_at}"
+        + (
+            " — a `--quick` run: it proves the bench works; its figures are not the targets'."
+            if report.quick
+            else "."
+        ),
+        "Kafka, Redis and the benchmark share the machine with the worker, as the targets assume.",
+        "",
+    ]
+    for section, body in (
+        ("Machine", _key_values(report.machine)),
+        ("Versions", _key_values(report.versions)),
+        ("Command", ["```", report.command, "```"]),
+        ("Stream", _stream(report)),
+        ("Throughput", _throughput(report)),
+        ("Detection latency", _latency(report.latency)),
+        ("Cost per event", _cost(report.steady_state)),
+        ("Memory under growth", _memory(report.memory)),
+        ("Targets", _targets(report)),
+    ):
+        lines += [f"## {section}", "", *body, ""]
+    failures = _failures(report)
+    if failures:
+        lines += ["## Failures", "", *failures, ""]
+    return "\n".join(lines)
+
+
+def spikewatch_to_ceiling_b(report: BenchReport) -> float | None:
+    if isinstance(report.spikewatch, PartFailure) or isinstance(report.ceiling_b, PartFailure):
+        return None
+    worker_rate = report.spikewatch.throughput.events_per_second
+    ceiling_rate = report.ceiling_b.events_per_second
+    if worker_rate is None or not ceiling_rate:
+        return None
+    return worker_rate / ceiling_rate
+
+
+def _stream(report: BenchReport) -> list[str]:
+    stream = report.stream
+    partitions = ", ".join(f"{p}: {n}" for p, n in sorted(stream.events_per_partition.items()))
+    return [
+        "| | |",
+        "|---|---|",
+        f"| seed | {stream.seed} |",
+        f"| projects | {stream.projects} |",
+        f"| issues in the catalog | {stream.catalog_issues} |",
+        f"| issues seen in the stream | {stream.issues_used} |",
+        f"| events loaded | {stream.events_loaded} |",
+        f"| events per partition | {partitions} |",
+        f"| events of the busiest project | {stream.events_of_busiest_project} |",
+        f"| mean event size | {stream.mean_event_bytes:,.0f} bytes |",
+        f"| suppression rules | {stream.suppression_rules} |",
+        f"| projects with rate limits | {stream.rate_limited_projects} |",
+        f"| load time | {stream.load_seconds:.1f} s |",
+        "",
+        "Issues follow a Zipf-like popularity (weight 1/rank^1.1); each has 1-3 exceptions of 5-30 "
+        "frames drawn from its project's code locations. Key = project id; no compression.",
+    ]
+
+
+def _throughput(report: BenchReport) -> list[str]:
+    lines = [
+        "| run | events consumed | events timed | events/s | CPU s per 100k events | peak RSS |",
+        "|---|---|---|---|---|---|",
+        _throughput_row("ceiling A", report.ceiling_a),
+        _throughput_row("ceiling B", report.ceiling_b),
+        _throughput_row(
+            "spikewatch",
+            report.spikewatch.throughput
+            if isinstance(report.spikewatch, WorkerThroughput)
+            else report.spikewatch,
+        ),
+        "",
+    ]
+    ratio = spikewatch_to_ceiling_b(report)
+    lines.append(f"spikewatch / ceiling B: {_figure(ratio, '.2f')}")
+    lines.append(f"ceiling B's output topic holds {report.relay_topic_events} events.")
+    if isinstance(report.spikewatch, WorkerThroughput):
+        outcomes = report.spikewatch.outcomes
+        listed = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items()))
+        lines.append(f"spikewatch outcomes: {listed} (sum {sum(outcomes.values())}).")
+    lines.append(f"Spikes published on the spike topic during the run: {report.spikes_published}.")
+    lines += [
+        "",
+        "Each run starts at the topic's first offset with a consumer group of its own, in a "
+        "process of its own. The clock and the CPU meter (utime+stime of /proc/<pid>/stat) start "
+        "once the first batch is done, so start-up and group join are left out, and stop when the "
+        "last event is done; peak RSS is VmHWM. Ceiling A: aiokafka `getmany` (1,000 records) and "
+        "a typed msgspec decode of each event. Ceiling B: A, plus re-encoding each event, "
+        "producing it to another topic, awaiting every delivery and committing offsets, per batch. "
+        "spikewatch: the real worker (`python -m faust -A worker.app worker`), timed by polling "
+        "its /metrics every 0.2 s.",
+    ]
+    return lines
+
+
+def _throughput_row(name: str, result: Throughput | PartFailure) -> str:
+    if isinstance(result, PartFailure):
+        return f"| {name} | not measured: {_cell(result.reason)} | | | | |"
+    return (
+        f"| {name} | {result.events_total} | {result.events_measured} "
+        f"| {_figure(result.events_per_second, ',.0f')} "
+        f"| {_figure(result.cpu_seconds_per_100k_events, '.1f')} "
+        f"| {result.peak_rss_bytes / MIB:.0f} MiB |"
+    )
+
+
+def _latency(latency: DetectionLatency | PartFailure | None) -> list[str]:
+    if latency is None:
+        return ["Skipped (`--skip-latency`)."]
+    if isinstance(latency, PartFailure):
+        return [f"Not measured: {latency.reason}"]
+    return [
+        "| | |",
+        "|---|---|",
+        f"| bursts injected | {latency.bursts} |",
+        f"| spikes matched to a burst | {len(latency.latencies_seconds)} |",
+        f"| bursts without a spike | {latency.bursts_without_spike} |",
+        f"| spike threshold of the burst project | {latency.threshold} |",
+        f"| background events sent | {latency.background_events} |",
+        f"| background rate reached | {latency.background_events_per_second:,.0f} events/s |",
+        f"| latency p50 | {_seconds(latency.p50_seconds)} |",
+        f"| latency p99 | {_seconds(latency.p99_seconds)} |",
+        f"| other spikes meanwhile | {latency.other_spikes} |",
+        "",
+        "The worker runs live while a steady background stream is produced; each burst is a new "
+        "issue (its own `$exception_fingerprint`) in a project with no history and a low "
+        "threshold. Latency = the spike record's append time on the spike topic (the topic uses "
+        "LogAppendTime) minus the wall-clock time just before the threshold-crossing event was "
+        "produced; the spike maps back to its burst through its issue's fingerprint in the "
+        "database.",
+    ]
+
+
+def _cost(cost: SteadyStateCost | PartFailure) -> list[str]:
+    if isinstance(cost, PartFailure):
+        return [f"Not measured: {cost.reason}"]
+    commands = ", ".join(f"{name} {n}" for name, n in sorted(cost.worker_redis_commands.items()))
+    rows = ", ".join(f"{name} {n}" for name, n in sorted(cost.db_rows_written.items()))
+    statements = (
+        f"{cost.db_statements / cost.events:.3f}"
+        if cost.db_statements is not None and cost.events
+        else cost.db_statements_note
+    )
+    return [
+        "| | |",
+        "|---|---|",
+        f"| events in the steady-state pass | {cost.events} |",
+        f"| batches | {cost.batches} |",
+        f"| Redis commands sent by the worker per batch | {cost.redis_commands_per_batch:.2f} |",
+        f"| of which, over the pass | {commands or 'none'} |",
+        f"| Redis commands per batch, whole server | {cost.server_commands_per_batch:.2f} |",
+        f"| database rows written per event | {cost.db_rows_written_per_event:.4f} ({rows}) |",
+        f"| database statements per event | {statements} |",
+        "",
+        "A second pass of events of issues the worker has already seen goes through the warm "
+        "worker. Redis: `MONITOR` during the pass, counting the commands sent from the worker's "
+        "own connections (their ports found through /proc/<pid>/fd and /proc/<pid>/net/tcp) and "
+        "not the commands its Lua scripts run; a pipeline counts each of its commands, so this "
+        "bounds the round trips from above. The whole-server figure is the `INFO stats` "
+        "total_commands_processed delta (Lua-internal commands and every client included). "
+        "Batches: the worker's `spikewatch_batch_size_events_count`.",
+    ]
+
+
+def _memory(memory: MemoryGrowth | PartFailure | None) -> list[str]:
+    if memory is None:
+        return ["Skipped (`--skip-memory`)."]
+    if isinstance(memory, PartFailure):
+        return [f"Not measured: {memory.reason}"]
+    lines = ["| events consumed | RSS |", "|---|---|"]
+    lines += [f"| {s.events} | {s.rss_bytes / MIB:.0f} MiB |" for s in memory.samples]
+    lines += [
+        "",
+        f"{memory.fingerprints} distinct fingerprints in {memory.seconds:.0f} s; "
+        f"peak RSS (VmHWM) {memory.peak_rss_bytes / MIB:.0f} MiB.",
+        "",
+        "A fresh worker consumes small events, each with a manual fingerprint no other event has; "
+        "its VmRSS is read each time another twentieth of the stream has been consumed.",
+    ]
+    return lines
+
+
+def _targets(report: BenchReport) -> list[str]:
+    ratio = spikewatch_to_ceiling_b(report)
+    latency = report.latency if isinstance(report.latency, DetectionLatency) else None
+    p99 = latency.p99_seconds if latency and not latency.bursts_without_spike else None
+    cost = report.steady_state if isinstance(report.steady_state, SteadyStateCost) else None
+    memory = report.memory if isinstance(report.memory, MemoryGrowth) else None
+    statements = (
+        cost.db_statements / cost.events
+        if cost and cost.db_statements is not None and cost.events
+        else None
+    )
+    rows = [
+        (
+            "throughput >= 0.5 x ceiling B",
+            _figure(ratio, ".2f"),
+            _met(ratio, lambda r: r >= TARGET_RATIO_TO_CEILING_B),
+        ),
+        (
+            "detection latency p99 <= 1 s",
+            _seconds(p99),
+            _met(p99, lambda s: s <= TARGET_P99_SECONDS),
+        ),
+        (
+            f"Redis round trips per batch <= projects + 2 ({TARGET_REDIS_COMMANDS_PER_BATCH} here)",
+            _figure(cost.redis_commands_per_batch if cost else None, ".2f"),
+            _met(
+                cost.redis_commands_per_batch if cost else None,
+                lambda n: n <= TARGET_REDIS_COMMANDS_PER_BATCH,
+            ),
+        ),
+        (
+            "database statements per event in steady state = 0",
+            _figure(statements, ".3f"),
+            _met(statements, lambda n: n == 0),
+        ),
+        (
+            "peak RSS <= 300 MB after 1,000,000 fingerprints",
+            f"{memory.peak_rss_bytes / MIB:.0f} MiB after {memory.fingerprints}"
+            if memory
+            else "not measured",
+            _met(
+                memory.peak_rss_bytes if memory and memory.fingerprints >= 1_000_000 else None,
+                lambda b: b <= TARGET_PEAK_RSS_BYTES,
+            ),
+        ),
+    ]
+    lines = ["| target | reached | met |", "|---|---|---|"]
+    lines += [f"| {target} | {reached} | {met} |" for target, reached, met in rows]
+    lines += [
+        "",
+        '"not measured" means the figure is missing (see above for why); the memory target is '
+        "only judged on a run of 1,000,000 fingerprints, the latency target only when every burst "
+        "produced its spike. Redis round trips are bounded by the commands the worker sent.",
+    ]
+    return lines
+
+
+def _failures(report: BenchReport) -> list[str]:
+    lines = []
+    for name, part in (
+        ("ceiling A", report.ceiling_a),
+        ("ceiling B", report.ceiling_b),
+        ("spikewatch", report.spikewatch),
+        ("cost per event", report.steady_state),
+        ("detection latency", report.latency),
+        ("memory under growth", report.memory),
+    ):
+        if isinstance(part, PartFailure):
+            lines += [f"### {name}", "", part.reason, ""]
+            if part.log_tail:
+                lines += ["Last lines of the worker's log:", "", "```", part.log_tail, "```", ""]
+    return lines
+
+
+def _key_values(values: dict[str, str]) -> list[str]:
+    return ["| | |", "|---|---|", *(f"| {key} | {_cell(value)} |" for key, value in values.items())]
+
+
+def _met(value: float | None, check: Callable[[float], bool]) -> str:
+    if value is None:
+        return "not measured"
+    return "yes" if check(value) else "no"
+
+
+def _figure(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 1000:.0f} ms"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

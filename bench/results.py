@@ -1,0 +1,154 @@
+"""The figures a benchmark run produces, one record per part, as the report prints them.
+
+Plain data (msgspec structs, so a ceiling subprocess can hand its figures back as JSON); the
+arithmetic on raw measurements lives here so that the report and the tests read the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+import numpy as np
+
+EVENTS_PER_CPU_FIGURE = 100_000
+
+
+class Throughput(msgspec.Struct, frozen=True):
+    """One consumer's run over the loaded topic. The clock and the CPU meter start once its first
+    batch is done (start-up and group join excluded), so ``events_measured`` excludes that batch."""
+
+    name: str
+    events_total: int
+    events_measured: int
+    seconds: float
+    cpu_seconds: float
+    peak_rss_bytes: int
+    events_relayed: int = 0
+
+    @property
+    def events_per_second(self) -> float | None:
+        """None when the run was too short to time (everything arrived in the first batch)."""
+        if self.events_measured == 0 or self.seconds <= 0:
+            return None
+        return self.events_measured / self.seconds
+
+    @property
+    def cpu_seconds_per_100k_events(self) -> float | None:
+        if self.events_measured == 0:
+            return None
+        return self.cpu_seconds * EVENTS_PER_CPU_FIGURE / self.events_measured
+
+
+class StreamSummary(msgspec.Struct, frozen=True):
+    seed: int
+    projects: int
+    catalog_issues: int
+    issues_used: int
+    events_loaded: int
+    events_per_partition: dict[int, int]
+    events_of_busiest_project: int
+    mean_event_bytes: float
+    suppression_rules: int
+    rate_limited_projects: int
+    load_seconds: float
+
+
+class WorkerThroughput(msgspec.Struct, frozen=True):
+    throughput: Throughput
+    # spikewatch_events_total by outcome when the worker had consumed the whole topic.
+    outcomes: dict[str, int]
+
+
+class SteadyStateCost(msgspec.Struct, frozen=True):
+    """A second pass of already-seen issues through the warm worker."""
+
+    events: int
+    batches: int
+    # Commands the worker's own Redis connections sent (MONITOR, excluding commands run inside
+    # Lua scripts), by command name.
+    worker_redis_commands: dict[str, int]
+    # INFO stats total_commands_processed over the pass: whole server, Lua-internal calls included.
+    server_commands: int
+    db_rows_written: dict[str, int]
+    # The worker's own statement counter, when it exposes one; None = not measured.
+    db_statements: int | None
+    db_statements_note: str
+
+    @property
+    def redis_commands_per_batch(self) -> float:
+        return sum(self.worker_redis_commands.values()) / self.batches if self.batches else 0.0
+
+    @property
+    def server_commands_per_batch(self) -> float:
+        return self.server_commands / self.batches if self.batches else 0.0
+
+    @property
+    def db_rows_written_per_event(self) -> float:
+        return sum(self.db_rows_written.values()) / self.events if self.events else 0.0
+
+
+class DetectionLatency(msgspec.Struct, frozen=True):
+    bursts: int
+    threshold: int
+    background_events_per_second: float
+    background_events: int
+    # Seconds from producing each burst's threshold-crossing event to its spike's append time.
+    latencies_seconds: list[float]
+    bursts_without_spike: int
+    other_spikes: int
+
+    @property
+    def p50_seconds(self) -> float | None:
+        return _percentile(self.latencies_seconds, 50)
+
+    @property
+    def p99_seconds(self) -> float | None:
+        return _percentile(self.latencies_seconds, 99)
+
+
+class MemorySample(msgspec.Struct, frozen=True):
+    events: int
+    rss_bytes: int
+
+
+class MemoryGrowth(msgspec.Struct, frozen=True):
+    fingerprints: int
+    samples: list[MemorySample]
+    peak_rss_bytes: int
+    seconds: float
+
+
+class PartFailure(msgspec.Struct, frozen=True):
+    """A part that could not be measured, and why (with the worker's last log lines if any)."""
+
+    reason: str
+    log_tail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BenchReport:
+    """Everything one run measured; a part is its figures, a PartFailure, or None when skipped."""
+
+    command: str
+    quick: bool
+    started_at: str
+    machine: dict[str, str]
+    versions: dict[str, str]
+    stream: StreamSummary
+    ceiling_a: Throughput | PartFailure
+    ceiling_b: Throughput | PartFailure
+    # Events found on ceiling B's output topic afterwards: the proof that B relayed them all.
+    relay_topic_events: int
+    spikewatch: WorkerThroughput | PartFailure
+    # Spike records on the worker's spike topic after all its parts.
+    spikes_published: int
+    steady_state: SteadyStateCost | PartFailure
+    latency: DetectionLatency | PartFailure | None
+    memory: MemoryGrowth | PartFailure | None
+
+
+def _percentile(values: list[float], percent: float) -> float | None:
+    if not values:
+        return None
+    return float(np.percentile(np.asarray(values), percent))

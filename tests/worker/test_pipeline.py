@@ -1,0 +1,209 @@
+"""The pipeline on a real database and Redis (no Kafka): every event ends in exactly one outcome,
+an event that breaks a stage is dead-lettered alone, projects come and go with their config
+version, and outages are waited out instead of losing events."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from schemas.db import make_engine
+from schemas.events import DeadLetterReason
+from schemas.migrate import upgrade
+from schemas.redis_keys import CONFIG_VERSIONS_KEY
+from schemas.tables import Issue, Project
+from tests.worker.conftest import add_projects
+from tests.worker.events import encode, exception_event
+from worker.config import UNKNOWN_PROJECT_RECHECK_SECONDS, ProjectConfig, ProjectConfigCache
+from worker.decode import DecodeLimits
+from worker.frames import StackFrameRecorder
+from worker.issues import IssueAssigner
+from worker.outcomes import Outcome
+from worker.pipeline import Pipeline
+from worker.records import SourceMessage
+
+pytestmark = pytest.mark.redis
+
+LIMITS = DecodeLimits(max_message_bytes=1_000_000, max_exceptions=50, max_frames_per_exception=500)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def project_ids(redis_client: Redis) -> AsyncIterator[list[int]]:
+    """Project ids of this test alone: their config version fields are removed afterwards."""
+    base = 10**9 + uuid.uuid4().int % 10**9
+    ids = [base, base + 1, base + 2]
+    yield ids
+    await redis_client.hdel(CONFIG_VERSIONS_KEY, *map(str, ids))
+
+
+def build_pipeline(engine: AsyncEngine, redis_client: Redis, clock: FakeClock) -> Pipeline:
+    return Pipeline(
+        limits=LIMITS,
+        project_configs=ProjectConfigCache(engine, redis_client, clock=clock),
+        issues=IssueAssigner(engine, cache_size=100),
+        frames=StackFrameRecorder(engine, cache_size=100),
+    )
+
+
+def messages(*payloads: bytes) -> list[SourceMessage]:
+    return [
+        SourceMessage("in", 0, offset, None, payload) for offset, payload in enumerate(payloads)
+    ]
+
+
+async def test_every_event_of_a_batch_ends_in_exactly_one_outcome(
+    engine: AsyncEngine, redis_client: Redis, project_ids: list[int]
+) -> None:
+    known, missing, _ = project_ids
+    await add_projects(engine, known)
+    pipeline = build_pipeline(engine, redis_client, FakeClock())
+
+    records = await pipeline.process(
+        messages(
+            encode(exception_event(known)),
+            b"not json",
+            encode(exception_event(missing)),
+            encode(exception_event(known)),
+        )
+    )
+
+    assert [(r.source.offset, r.outcome) for r in records] == [
+        (0, Outcome.FORWARDED),
+        (1, Outcome.DEAD_LETTERED),
+        (2, Outcome.DEAD_LETTERED),
+        (3, Outcome.FORWARDED),
+    ]
+    assert [r.dead_letter.reason for r in records if r.dead_letter] == [
+        DeadLetterReason.INVALID_JSON,
+        DeadLetterReason.UNKNOWN_PROJECT,
+    ]
+    assert records[2].dead_letter.error == f"project {missing} does not exist"
+    assert records[0].issue_id == records[3].issue_id is not None
+
+
+async def test_an_event_that_breaks_a_stage_is_dead_lettered_alone(
+    engine: AsyncEngine, redis_client: Redis, project_ids: list[int]
+) -> None:
+    surviving, vanishing, _ = project_ids
+    await add_projects(engine, surviving, vanishing)
+    pipeline = build_pipeline(engine, redis_client, FakeClock())
+    await pipeline.process(messages(encode(exception_event(vanishing))))
+    # Deleted behind the worker's back (no config version bump): its cached config says it
+    # exists, so creating its new issue violates the foreign key.
+    async with engine.begin() as connection:
+        await connection.execute(delete(Project).where(Project.id == vanishing))
+
+    records = await pipeline.process(
+        messages(
+            encode(exception_event(surviving)),
+            encode(exception_event(vanishing, error_type="KeyError")),
+            encode(exception_event(surviving, error_type="KeyError")),
+        )
+    )
+
+    assert [r.outcome for r in records] == [
+        Outcome.FORWARDED,
+        Outcome.DEAD_LETTERED,
+        Outcome.FORWARDED,
+    ]
+    assert records[1].dead_letter.reason is DeadLetterReason.PROCESSING_ERROR
+    assert records[1].dead_letter.error.startswith("IntegrityError: ")
+    async with engine.connect() as connection:
+        assert await connection.scalar(select(func.count()).select_from(Issue)) == 2
+
+
+async def test_a_project_created_after_its_first_events_is_known_within_a_second(
+    engine: AsyncEngine, redis_client: Redis, project_ids: list[int]
+) -> None:
+    late, _, _ = project_ids
+    clock = FakeClock()
+    configs = ProjectConfigCache(engine, redis_client, clock=clock)
+    assert await configs.configs_for([late]) == {}
+
+    await add_projects(engine, late)
+    clock.now += UNKNOWN_PROJECT_RECHECK_SECONDS / 2
+    assert await configs.configs_for([late]) == {}  # not looked up again so soon
+
+    clock.now += UNKNOWN_PROJECT_RECHECK_SECONDS / 2
+    assert await configs.configs_for([late]) == {late: ProjectConfig(project_id=late)}
+
+
+async def test_a_config_version_bump_reloads_only_that_project(
+    engine: AsyncEngine, redis_client: Redis, project_ids: list[int]
+) -> None:
+    bumped, untouched, _ = project_ids
+    await add_projects(engine, bumped, untouched)
+    configs = ProjectConfigCache(engine, redis_client, clock=FakeClock())
+    await configs.refresh()
+    assert set(await configs.configs_for([bumped, untouched])) == {bumped, untouched}
+
+    async with engine.begin() as connection:
+        await connection.execute(delete(Project).where(Project.id.in_([bumped, untouched])))
+    await configs.refresh()
+    assert set(await configs.configs_for([bumped, untouched])) == {bumped, untouched}  # cached
+
+    await redis_client.hincrby(CONFIG_VERSIONS_KEY, str(bumped), 1)
+    await configs.refresh()
+    assert set(await configs.configs_for([bumped, untouched])) == {untouched}
+
+
+async def test_without_redis_the_cached_configs_are_kept_and_the_fail_open_is_counted(
+    engine: AsyncEngine, project_ids: list[int]
+) -> None:
+    known, _, _ = project_ids
+    await add_projects(engine, known)
+    unreachable = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    configs = ProjectConfigCache(engine, unreachable, clock=FakeClock())
+    assert set(await configs.configs_for([known])) == {known}
+
+    def fail_opens() -> float:
+        return (
+            REGISTRY.get_sample_value("spikewatch_redis_fail_open_total", {"stage": "config"})
+            or 0.0
+        )
+
+    before = fail_opens()
+    await configs.refresh()
+
+    assert fail_opens() == before + 1
+    assert set(await configs.configs_for([known])) == {known}
+    await unreachable.aclose()
+
+
+async def test_a_database_that_is_not_ready_is_waited_for_instead_of_losing_events(
+    tmp_path: pathlib.Path, redis_client: Redis, project_ids: list[int]
+) -> None:
+    known, _, _ = project_ids
+    # Not migrated yet: every query fails with "no such table" until the migration runs.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'late.db'}"
+    engine = make_engine(url)
+    try:
+        pipeline = build_pipeline(engine, redis_client, FakeClock())
+        processing = asyncio.create_task(pipeline.process(messages(encode(exception_event(known)))))
+        await asyncio.sleep(1.0)
+        assert not processing.done()
+
+        await asyncio.to_thread(upgrade, url)
+        await add_projects(engine, known)
+        [record] = await asyncio.wait_for(processing, timeout=30)
+    finally:
+        await engine.dispose()
+
+    assert record.outcome is Outcome.FORWARDED
+    assert record.issue_id is not None
