@@ -3,9 +3,9 @@ counting what it asks of Redis and of the database while that pass goes through.
 
 Redis: MONITOR, keeping only commands from the worker's own connections (found through /proc) and
 not those its Lua scripts run, so each counted command is one the worker sent (a pipelined group
-still counts each command: an upper bound on round trips); INFO stats gives the whole server's
-total beside it. Database: the worker's statement counter if it has one, and the rows it wrote.
-It only observes; it never writes to Redis.
+still counts each command: an upper bound on round trips); INFO stats and INFO commandstats give
+the whole server's figures beside it. Database: the statements counted by ``bench.worker_probe``
+inside the worker process, and the rows it wrote. It only observes; it never writes to Redis.
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ from bench.database import worker_written_rows
 from bench.results import SteadyStateCost
 from bench.worker_run import BATCHES_METRIC, CONSUMED_METRIC, DB_STATEMENTS_METRIC, BenchWorker
 
-NO_STATEMENT_COUNTER = (
-    f"not measured: the worker exposes no {DB_STATEMENTS_METRIC} metric, and SQLite cannot be "
-    "observed from another process; the rows the worker wrote are counted instead"
-)
+MONITOR_DRAIN_SECONDS = 0.5
 
 
 async def measure_steady_state(
@@ -44,6 +41,7 @@ async def measure_steady_state(
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
         commands_before = await _total_commands(client)
+        calls_before = await _calls_by_command(client)
         worker_ports = proc.local_ports_connected_to(worker.pid, redis_port)
         seen: list[tuple[int, str]] = []
         async with client.monitor() as monitor:
@@ -53,6 +51,12 @@ async def measure_steady_state(
                 after = await worker.wait_for_consumed(
                     int(before[CONSUMED_METRIC]) + events, stall_seconds=stall_seconds
                 )
+                # MONITOR lines are pushed as commands run; let the last batch's lines arrive.
+                await asyncio.sleep(MONITOR_DRAIN_SECONDS)
+                if listener.done():
+                    # Its count would be partial: fail the part rather than under-report.
+                    listener.result()
+                    raise RuntimeError("the MONITOR reader stopped before the pass ended")
             finally:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -60,12 +64,10 @@ async def measure_steady_state(
         # A connection the worker opened during the pass is still in its pool now.
         worker_ports |= proc.local_ports_connected_to(worker.pid, redis_port)
         commands_after = await _total_commands(client)
+        calls_after = await _calls_by_command(client)
     finally:
         await client.aclose()
     rows_after = await worker_written_rows(database_url)
-    statements = None
-    if DB_STATEMENTS_METRIC in after:
-        statements = int(after[DB_STATEMENTS_METRIC] - before.get(DB_STATEMENTS_METRIC, 0))
     return SteadyStateCost(
         events=int(after[CONSUMED_METRIC] - before[CONSUMED_METRIC]),
         batches=int(after.get(BATCHES_METRIC, 0) - before.get(BATCHES_METRIC, 0)),
@@ -73,9 +75,13 @@ async def measure_steady_state(
             Counter(command for port, command in seen if port in worker_ports)
         ),
         server_commands=commands_after - commands_before,
+        server_calls_by_command={
+            name: calls - calls_before.get(name, 0)
+            for name, calls in calls_after.items()
+            if calls > calls_before.get(name, 0)
+        },
         db_rows_written={name: rows_after[name] - rows_before[name] for name in rows_after},
-        db_statements=statements,
-        db_statements_note="" if statements is not None else NO_STATEMENT_COUNTER,
+        db_statements=int(after[DB_STATEMENTS_METRIC] - before[DB_STATEMENTS_METRIC]),
     )
 
 
@@ -85,6 +91,12 @@ async def _record_commands(
     async for command in monitor.listen():
         if command["client_type"] == "tcp" and command["command"]:
             seen.append((int(command["client_port"]), command["command"].split(" ", 1)[0].lower()))
+
+
+async def _calls_by_command(client: redis.asyncio.Redis) -> dict[str, int]:
+    """INFO commandstats as {command: calls}; commands run inside Lua scripts count here too."""
+    stats = await client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
 
 
 async def _total_commands(client: redis.asyncio.Redis) -> int:

@@ -22,6 +22,7 @@ from schemas.db import make_engine
 from schemas.migrate import upgrade
 from schemas.property_filters import validate_filters
 from schemas.tables import (
+    DEFAULT_SPIKE_MULTIPLIER,
     ErrorTrackingSettings,
     Issue,
     IssueFingerprint,
@@ -50,10 +51,8 @@ WORKER_WRITTEN_TABLES = {
 class BenchConfiguration:
     """What was configured, as the report shows it."""
 
-    projects: int
     suppression_rules: int
     rate_limited_projects: int
-    spike_configs: int
 
 
 def sqlite_url(path: pathlib.Path) -> str:
@@ -82,7 +81,11 @@ async def create_bench_database(
             raise ValueError("a burst project needs its spike threshold")
         project_rows.append({"id": burst_project, "name": f"bench bursts {burst_project}"})
         spike_configs.append(
-            {"project_id": burst_project, "threshold": burst_threshold, "multiplier": 10}
+            {
+                "project_id": burst_project,
+                "threshold": burst_threshold,
+                "multiplier": DEFAULT_SPIKE_MULTIPLIER,
+            }
         )
     engine = make_engine(url)
     try:
@@ -95,10 +98,8 @@ async def create_bench_database(
     finally:
         await engine.dispose()
     return BenchConfiguration(
-        projects=len(project_rows),
         suppression_rules=len(rules),
         rate_limited_projects=len(limits),
-        spike_configs=len(spike_configs),
     )
 
 
@@ -127,7 +128,8 @@ def suppression_rules(
                 },
             )
         )
-    python_projects = [pid for pid in stream_projects if pid not in set(javascript_projects)]
+    javascript = set(javascript_projects)
+    python_projects = [pid for pid in stream_projects if pid not in javascript]
     for project_id in python_projects[:PATTERN_RULE_PROJECTS]:
         rules.append(
             _rule(

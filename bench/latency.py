@@ -56,27 +56,23 @@ async def measure_detection_latency(
     at least rate x duration events."""
     # issue id -> append time (seconds since the epoch) of its first spike.
     first_spike_at: dict[str, float] = {}
-    listener_ready = asyncio.Event()
-    listener = asyncio.create_task(_listen(bootstrap, spike_topic, first_spike_at, listener_ready))
-    await listener_ready.wait()
+    consumer = await _spike_consumer_at_end(bootstrap, spike_topic)
+    listener = asyncio.create_task(_record_spikes(consumer, first_spike_at))
+    background_task = asyncio.create_task(
+        _produce_background(plan, bootstrap, input_topic, background)
+    )
     try:
-        background_task = asyncio.create_task(
-            _produce_background(plan, bootstrap, input_topic, background)
-        )
         crossed_at = await _inject_bursts(plan, burst_project, bootstrap, input_topic)
         background_sent, background_elapsed = await background_task
-        burst_fingerprints = set(crossed_at)
-        deadline = time.monotonic() + plan.spike_wait_seconds
-        while time.monotonic() < deadline:
-            issue_fingerprints = await fingerprints_of_issues(database_url, list(first_spike_at))
-            if burst_fingerprints <= set(issue_fingerprints.values()):
-                break
-            await asyncio.sleep(0.5)
-        issue_fingerprints = await fingerprints_of_issues(database_url, list(first_spike_at))
+        issue_fingerprints = await _wait_for_burst_spikes(
+            plan, database_url, set(crossed_at), first_spike_at, listener
+        )
     finally:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
+        for task in (background_task, listener):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await consumer.stop()
     latencies = [
         first_spike_at[issue_id] - crossed_at[fingerprint]
         for issue_id, fingerprint in issue_fingerprints.items()
@@ -85,9 +81,7 @@ async def measure_detection_latency(
     return DetectionLatency(
         bursts=plan.bursts,
         threshold=plan.threshold,
-        background_events_per_second=background_sent / background_elapsed
-        if background_elapsed
-        else 0.0,
+        background_events_per_second=background_sent / background_elapsed,
         background_events=background_sent,
         latencies_seconds=sorted(latencies),
         bursts_without_spike=plan.bursts - len(latencies),
@@ -95,11 +89,28 @@ async def measure_detection_latency(
     )
 
 
-async def _listen(
-    bootstrap: str, topic: str, first_spike_at: dict[str, float], ready: asyncio.Event
-) -> None:
-    """Record every spike appended from now on (spikes of the earlier parts are not this part's)."""
-    decoder = msgspec.json.Decoder(SpikeEventMessage)
+async def _wait_for_burst_spikes(
+    plan: LatencyPlan,
+    database_url: str,
+    burst_fingerprints: set[str],
+    first_spike_at: dict[str, float],
+    listener: asyncio.Task[None],
+) -> dict[str, str]:
+    """Until every burst has its spike or the wait is over: the fingerprint of each spiked issue."""
+    deadline = time.monotonic() + plan.spike_wait_seconds
+    while True:
+        if listener.done():
+            # A spike the bench cannot read is a failure of this part, not a missing spike.
+            listener.result()
+            raise RuntimeError("the spike listener stopped")
+        issue_fingerprints = await fingerprints_of_issues(database_url, list(first_spike_at))
+        if burst_fingerprints <= set(issue_fingerprints.values()) or time.monotonic() > deadline:
+            return issue_fingerprints
+        await asyncio.sleep(0.5)
+
+
+async def _spike_consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A reader of spikes appended from now on (spikes of the earlier parts are not this part's)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -108,15 +119,20 @@ async def _listen(
         await consumer.seek_to_end(*partitions)
         for partition in partitions:
             await consumer.position(partition)
-        ready.set()
-        while True:
-            batches = await consumer.getmany(timeout_ms=200)
-            for messages in batches.values():
-                for message in messages:
-                    issue_id = decoder.decode(message.value).issue.id
-                    first_spike_at.setdefault(issue_id, message.timestamp / 1000)
-    finally:
+    except BaseException:
         await consumer.stop()
+        raise
+    return consumer
+
+
+async def _record_spikes(consumer: AIOKafkaConsumer, first_spike_at: dict[str, float]) -> None:
+    decoder = msgspec.json.Decoder(SpikeEventMessage)
+    while True:
+        batches = await consumer.getmany(timeout_ms=200)
+        for messages in batches.values():
+            for message in messages:
+                issue_id = decoder.decode(message.value).issue.id
+                first_spike_at.setdefault(issue_id, message.timestamp / 1000)
 
 
 async def _produce_background(

@@ -15,14 +15,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from bench import kafka_io
 from bench.ceilings import CEILING_A, CEILING_B, run_ceiling
 from bench.cost import measure_steady_state
-from bench.database import create_bench_database, sqlite_url
+from bench.database import BenchConfiguration, create_bench_database, sqlite_url
 from bench.generator import PROJECT_COUNT, GeneratedEvent, StreamGenerator
 from bench.latency import LatencyPlan, measure_detection_latency
 from bench.machine import describe_machine, describe_versions
@@ -34,12 +34,16 @@ from bench.results import (
     PartFailure,
     SteadyStateCost,
     StreamSummary,
+    Throughput,
     WorkerThroughput,
 )
 from bench.worker_run import BenchWorker, WorkerEnvironment, measure_worker_throughput
 
 FULL_EVENTS = 300_000
 QUICK_EVENTS = 5_000
+# A ceiling slower than this is broken, not slow; it gets at least the minimum to start.
+CEILING_SLOWEST_EVENTS_PER_SECOND = 500
+CEILING_MIN_TIMEOUT_SECONDS = 120.0
 # A worker that consumes nothing for this long is stuck, not slow.
 STALL_SECONDS = 90.0
 # Project ids are drawn per run: Redis is shared, and a run must not inherit another's counters.
@@ -101,100 +105,35 @@ class BenchOptions:
 
 async def run_benchmark(options: BenchOptions) -> BenchReport:
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    bootstrap = options.kafka_bootstrap
-    base = PROJECT_ID_FLOOR + secrets.randbelow(PROJECT_ID_SPACE) * PROJECT_ID_STEP
-    stream_projects = [base + n for n in range(1, PROJECT_COUNT + 1)]
-    # Bursts go to a project of their own, without history, so only its low threshold matters.
-    burst_project = base + PROJECT_COUNT + 1
-    latency_plan = options.latency
-    stream = StreamGenerator(options.seed, stream_projects)
-    topics = kafka_io.RunTopics.unique("main")
-    relay_topic = f"bench-relay-{uuid.uuid4().hex[:8]}"
     with _work_directory(options.workdir) as workdir:
-        database_url = sqlite_url(workdir / "bench.db")
+        run = _Run.plan(options, workdir)
         configuration = await create_bench_database(
-            database_url,
-            stream_projects,
-            javascript_projects=stream.javascript_projects,
-            burst_project=burst_project if latency_plan else None,
-            burst_threshold=latency_plan.threshold if latency_plan else None,
+            run.database_url,
+            run.stream.project_ids,
+            javascript_projects=run.stream.javascript_projects,
+            burst_project=run.burst_project if options.latency else None,
+            burst_threshold=options.latency.threshold if options.latency else None,
         )
-        await kafka_io.create_run_topics(bootstrap, topics)
-        await kafka_io.create_topics(bootstrap, [relay_topic])
+        await kafka_io.create_run_topics(options.kafka_bootstrap, run.topics)
+        await kafka_io.create_topics(options.kafka_bootstrap, [run.relay_topic])
         try:
-            load_started = time.perf_counter()
-            seen = _SeenEvents()
-            per_project = await kafka_io.load(
-                bootstrap, topics.exception_events, seen.track(stream.events(options.events))
-            )
-            per_partition = await kafka_io.end_offsets(bootstrap, topics.exception_events)
-            loaded = sum(per_partition.values())
-            stream_summary = StreamSummary(
-                seed=options.seed,
-                projects=len(per_project),
-                catalog_issues=len(stream.catalog),
-                issues_used=len(seen.issues),
-                events_loaded=loaded,
-                events_per_partition=per_partition,
-                events_of_busiest_project=max(per_project.values()),
-                mean_event_bytes=seen.total_bytes / max(seen.count, 1),
-                suppression_rules=configuration.suppression_rules,
-                rate_limited_projects=configuration.rate_limited_projects,
-                load_seconds=time.perf_counter() - load_started,
-            )
-            ceiling_timeout = max(120.0, loaded / 500)
-            ceiling_a = await _attempt(
-                run_ceiling(
-                    CEILING_A,
-                    bootstrap=bootstrap,
-                    topic=topics.exception_events,
-                    expected=loaded,
-                    timeout_seconds=ceiling_timeout,
-                )
-            )
-            ceiling_b = await _attempt(
-                run_ceiling(
-                    CEILING_B,
-                    bootstrap=bootstrap,
-                    topic=topics.exception_events,
-                    expected=loaded,
-                    relay_topic=relay_topic,
-                    timeout_seconds=ceiling_timeout,
-                )
-            )
-            relay_topic_events = sum((await kafka_io.end_offsets(bootstrap, relay_topic)).values())
-            worker = BenchWorker(
-                WorkerEnvironment(database_url, options.redis_url, bootstrap, topics), workdir
-            )
-            try:
-                spikewatch = await _attempt(
-                    measure_worker_throughput(worker, loaded, stall_seconds=STALL_SECONDS), worker
-                )
-                steady_state, latency = await _live_parts(
-                    options,
-                    spikewatch,
-                    worker,
-                    stream,
-                    seen.issues,
-                    database_url,
-                    topics,
-                    burst_project,
-                )
-            finally:
-                worker.stop()
-            spikes_published = sum((await kafka_io.end_offsets(bootstrap, topics.spikes)).values())
+            stream = await _load_stream(run, configuration)
+            ceiling_a, ceiling_b = await _ceilings(run, stream.events_loaded)
+            relay_topic_events = await _count_events(run, run.relay_topic)
+            spikewatch, steady_state, latency = await _worker_parts(run, stream.events_loaded)
+            spikes_published = await _count_events(run, run.topics.spikes)
         finally:
-            await kafka_io.delete_topics(bootstrap, [*topics.all(), relay_topic])
-        memory = None
-        if options.memory_fingerprints:
-            memory = await _memory_part(options, stream_projects, workdir)
+            await kafka_io.delete_topics(
+                options.kafka_bootstrap, [*run.topics.all(), run.relay_topic]
+            )
+        memory = await _memory_part(run) if options.memory_fingerprints else None
     return BenchReport(
         command=options.command,
         quick=options.quick,
         started_at=started_at,
         machine=describe_machine(),
         versions=await describe_versions(options.redis_url),
-        stream=stream_summary,
+        stream=stream,
         ceiling_a=ceiling_a,
         ceiling_b=ceiling_b,
         relay_topic_events=relay_topic_events,
@@ -206,78 +145,166 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
     )
 
 
-async def _live_parts(
-    options: BenchOptions,
-    spikewatch: WorkerThroughput | PartFailure,
-    worker: BenchWorker,
-    stream: StreamGenerator,
-    seen_issues: set[int],
-    database_url: str,
-    topics: kafka_io.RunTopics,
-    burst_project: int,
-) -> tuple[SteadyStateCost | PartFailure, DetectionLatency | PartFailure | None]:
-    """The parts that need the worker caught up on the loaded stream and still running."""
-    latency_plan = options.latency
-    if isinstance(spikewatch, PartFailure):
-        not_run = PartFailure("not run: the worker did not get through the loaded stream")
-        return not_run, (not_run if latency_plan else None)
-    bootstrap = options.kafka_bootstrap
+@dataclass(slots=True)
+class _Run:
+    """What one run works on: its projects, stream, topics and database."""
 
-    async def steady_pass() -> int:
-        # Issues the worker has already seen only: no new issue or frame is due.
-        events = stream.events(options.steady_events, issue_pool=sorted(seen_issues))
-        return sum((await kafka_io.load(bootstrap, topics.exception_events, events)).values())
+    options: BenchOptions
+    workdir: pathlib.Path
+    stream: StreamGenerator
+    burst_project: int
+    topics: kafka_io.RunTopics
+    relay_topic: str
+    database_url: str
+    # Catalog indices of the issues loaded, so the steady pass replays known issues only.
+    seen_issues: set[int] = field(default_factory=set)
 
-    steady_state = await _attempt(
-        measure_steady_state(
-            worker,
-            redis_url=options.redis_url,
-            database_url=database_url,
-            produce=steady_pass,
-            stall_seconds=STALL_SECONDS,
-        ),
+    @classmethod
+    def plan(cls, options: BenchOptions, workdir: pathlib.Path) -> _Run:
+        base = PROJECT_ID_FLOOR + secrets.randbelow(PROJECT_ID_SPACE) * PROJECT_ID_STEP
+        return cls(
+            options=options,
+            workdir=workdir,
+            stream=StreamGenerator(options.seed, [base + n for n in range(1, PROJECT_COUNT + 1)]),
+            # Bursts go to a project of their own, without history: only its threshold matters.
+            burst_project=base + PROJECT_COUNT + 1,
+            topics=kafka_io.RunTopics.unique("main"),
+            relay_topic=f"bench-relay-{uuid.uuid4().hex[:8]}",
+            database_url=sqlite_url(workdir / "bench.db"),
+        )
+
+
+async def _load_stream(run: _Run, configuration: BenchConfiguration) -> StreamSummary:
+    started = time.perf_counter()
+    count = total_bytes = 0
+
+    def tracked(events: Iterator[GeneratedEvent]) -> Iterator[GeneratedEvent]:
+        nonlocal count, total_bytes
+        for event in events:
+            run.seen_issues.add(event.issue_index)
+            count += 1
+            total_bytes += len(event.value)
+            yield event
+
+    bootstrap = run.options.kafka_bootstrap
+    per_project = await kafka_io.load(
+        bootstrap, run.topics.exception_events, tracked(run.stream.events(run.options.events))
+    )
+    per_partition = await kafka_io.end_offsets(bootstrap, run.topics.exception_events)
+    return StreamSummary(
+        seed=run.options.seed,
+        projects=len(per_project),
+        catalog_issues=len(run.stream.catalog),
+        issues_used=len(run.seen_issues),
+        events_loaded=sum(per_partition.values()),
+        events_per_partition=per_partition,
+        events_of_busiest_project=max(per_project.values()),
+        mean_event_bytes=total_bytes / max(count, 1),
+        suppression_rules=configuration.suppression_rules,
+        rate_limited_projects=configuration.rate_limited_projects,
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+async def _ceilings(
+    run: _Run, loaded: int
+) -> tuple[Throughput | PartFailure, Throughput | PartFailure]:
+    timeout_seconds = max(CEILING_MIN_TIMEOUT_SECONDS, loaded / CEILING_SLOWEST_EVENTS_PER_SECOND)
+    results = []
+    for kind, relay_topic in ((CEILING_A, None), (CEILING_B, run.relay_topic)):
+        ceiling = run_ceiling(
+            kind,
+            bootstrap=run.options.kafka_bootstrap,
+            topic=run.topics.exception_events,
+            expected=loaded,
+            relay_topic=relay_topic,
+            timeout_seconds=timeout_seconds,
+        )
+        results.append(await _attempt(ceiling))
+    ceiling_a, ceiling_b = results
+    return ceiling_a, ceiling_b
+
+
+async def _worker_parts(
+    run: _Run, loaded: int
+) -> tuple[
+    WorkerThroughput | PartFailure,
+    SteadyStateCost | PartFailure,
+    DetectionLatency | PartFailure | None,
+]:
+    """Throughput over the loaded topic, then, with the same worker caught up and still running,
+    the steady-state cost and the detection latency."""
+    options = run.options
+    worker = BenchWorker(
+        WorkerEnvironment(run.database_url, options.redis_url, options.kafka_bootstrap, run.topics),
+        run.workdir,
+    )
+    try:
+        spikewatch = await _attempt(
+            measure_worker_throughput(worker, loaded, stall_seconds=STALL_SECONDS), worker
+        )
+        if isinstance(spikewatch, PartFailure):
+            not_run = PartFailure("not run: the worker did not get through the loaded stream")
+            return spikewatch, not_run, (not_run if options.latency else None)
+        steady_state = await _attempt(_steady_state(run, worker), worker)
+        latency = None
+        if options.latency is not None:
+            latency = await _attempt(_detection_latency(run, options.latency), worker)
+        return spikewatch, steady_state, latency
+    finally:
+        worker.stop()
+
+
+async def _steady_state(run: _Run, worker: BenchWorker) -> SteadyStateCost:
+    async def replay_known_issues() -> int:
+        events = run.stream.events(run.options.steady_events, issue_pool=sorted(run.seen_issues))
+        per_project = await kafka_io.load(
+            run.options.kafka_bootstrap, run.topics.exception_events, events
+        )
+        return sum(per_project.values())
+
+    return await measure_steady_state(
         worker,
+        redis_url=run.options.redis_url,
+        database_url=run.database_url,
+        produce=replay_known_issues,
+        stall_seconds=STALL_SECONDS,
     )
-    if latency_plan is None:
-        return steady_state, None
-    background_events = int(
-        latency_plan.background_events_per_second * latency_plan.background_seconds
-    )
-    latency = await _attempt(
-        measure_detection_latency(
-            latency_plan,
-            burst_project=burst_project,
-            bootstrap=bootstrap,
-            input_topic=topics.exception_events,
-            spike_topic=topics.spikes,
-            database_url=database_url,
-            background=stream.events(background_events + 1),
-        ),
-        worker,
-    )
-    return steady_state, latency
 
 
-async def _memory_part(
-    options: BenchOptions, stream_projects: list[int], workdir: pathlib.Path
-) -> MemoryGrowth | PartFailure:
+async def _detection_latency(run: _Run, plan: LatencyPlan) -> DetectionLatency:
+    background_events = int(plan.background_events_per_second * plan.background_seconds)
+    return await measure_detection_latency(
+        plan,
+        burst_project=run.burst_project,
+        bootstrap=run.options.kafka_bootstrap,
+        input_topic=run.topics.exception_events,
+        spike_topic=run.topics.spikes,
+        database_url=run.database_url,
+        background=run.stream.events(background_events + 1),
+    )
+
+
+async def _memory_part(run: _Run) -> MemoryGrowth | PartFailure:
     """A fresh worker, database and topic, so the curve starts from an empty cache."""
+    options = run.options
     fingerprints = options.memory_fingerprints or 0
     bootstrap = options.kafka_bootstrap
+    projects = run.stream.project_ids
     topics = kafka_io.RunTopics.unique("growth")
-    database_url = sqlite_url(workdir / "growth.db")
+    database_url = sqlite_url(run.workdir / "growth.db")
     await create_bench_database(
-        database_url, stream_projects, javascript_projects=stream_projects[1::2]
+        database_url, projects, javascript_projects=run.stream.javascript_projects
     )
     await kafka_io.create_run_topics(bootstrap, topics)
     try:
         await kafka_io.load(
             bootstrap,
             topics.exception_events,
-            distinct_fingerprint_events(fingerprints, stream_projects, uuid.uuid4().hex[:6]),
+            distinct_fingerprint_events(fingerprints, projects, uuid.uuid4().hex[:6]),
         )
         worker = BenchWorker(
-            WorkerEnvironment(database_url, options.redis_url, bootstrap, topics), workdir
+            WorkerEnvironment(database_url, options.redis_url, bootstrap, topics), run.workdir
         )
         try:
             return await _attempt(
@@ -289,6 +316,10 @@ async def _memory_part(
         await kafka_io.delete_topics(bootstrap, topics.all())
 
 
+async def _count_events(run: _Run, topic: str) -> int:
+    return sum((await kafka_io.end_offsets(run.options.kafka_bootstrap, topic)).values())
+
+
 async def _attempt(part: Awaitable[_T], worker: BenchWorker | None = None) -> _T | PartFailure:
     """Run one measured part; a failure becomes the part's result instead of ending the run."""
     try:
@@ -298,22 +329,6 @@ async def _attempt(part: Awaitable[_T], worker: BenchWorker | None = None) -> _T
             reason=f"{type(exc).__name__}: {exc}",
             log_tail=worker.log_tail() if worker is not None else "",
         )
-
-
-class _SeenEvents:
-    """Counts what the loader sends as it goes, without holding the events."""
-
-    def __init__(self) -> None:
-        self.issues: set[int] = set()
-        self.count = 0
-        self.total_bytes = 0
-
-    def track(self, events: Iterator[GeneratedEvent]) -> Iterator[GeneratedEvent]:
-        for event in events:
-            self.issues.add(event.issue_index)
-            self.count += 1
-            self.total_bytes += len(event.value)
-            yield event
 
 
 @contextlib.contextmanager

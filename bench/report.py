@@ -127,6 +127,10 @@ def _throughput(report: BenchReport) -> list[str]:
         outcomes = report.spikewatch.outcomes
         listed = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items()))
         lines.append(f"spikewatch outcomes: {listed} (sum {sum(outcomes.values())}).")
+        lines.append(
+            f"SQL statements of the worker over this run, caches cold: "
+            f"{report.spikewatch.db_statements}."
+        )
     lines.append(f"Spikes published on the spike topic during the run: {report.spikes_published}.")
     lines += [
         "",
@@ -136,8 +140,8 @@ def _throughput(report: BenchReport) -> list[str]:
         "last event is done; peak RSS is VmHWM. Ceiling A: aiokafka `getmany` (1,000 records) and "
         "a typed msgspec decode of each event. Ceiling B: A, plus re-encoding each event, "
         "producing it to another topic, awaiting every delivery and committing offsets, per batch. "
-        "spikewatch: the real worker (`python -m faust -A worker.app worker`), timed by polling "
-        "its /metrics every 0.2 s.",
+        "spikewatch: the real worker (`faust -A worker.app worker`, started through "
+        "`bench.worker_probe`, see Cost per event), timed by polling its /metrics every 0.2 s.",
     ]
     return lines
 
@@ -184,12 +188,10 @@ def _cost(cost: SteadyStateCost | PartFailure) -> list[str]:
     if isinstance(cost, PartFailure):
         return [f"Not measured: {cost.reason}"]
     commands = ", ".join(f"{name} {n}" for name, n in sorted(cost.worker_redis_commands.items()))
-    rows = ", ".join(f"{name} {n}" for name, n in sorted(cost.db_rows_written.items()))
-    statements = (
-        f"{cost.db_statements / cost.events:.3f}"
-        if cost.db_statements is not None and cost.events
-        else cost.db_statements_note
+    server_calls = ", ".join(
+        f"{name} {n}" for name, n in sorted(cost.server_calls_by_command.items())
     )
+    rows = ", ".join(f"{name} {n}" for name, n in sorted(cost.db_rows_written.items()))
     return [
         "| | |",
         "|---|---|",
@@ -198,16 +200,22 @@ def _cost(cost: SteadyStateCost | PartFailure) -> list[str]:
         f"| Redis commands sent by the worker per batch | {cost.redis_commands_per_batch:.2f} |",
         f"| of which, over the pass | {commands or 'none'} |",
         f"| Redis commands per batch, whole server | {cost.server_commands_per_batch:.2f} |",
+        f"| of which, over the pass (INFO commandstats) | {server_calls or 'none'} |",
         f"| database rows written per event | {cost.db_rows_written_per_event:.4f} ({rows}) |",
-        f"| database statements per event | {statements} |",
+        f"| database statements per event | {cost.db_statements_per_event:.4f} "
+        f"({cost.db_statements} over the pass) |",
         "",
         "A second pass of events of issues the worker has already seen goes through the warm "
         "worker. Redis: `MONITOR` during the pass, counting the commands sent from the worker's "
         "own connections (their ports found through /proc/<pid>/fd and /proc/<pid>/net/tcp) and "
         "not the commands its Lua scripts run; a pipeline counts each of its commands, so this "
         "bounds the round trips from above. The whole-server figure is the `INFO stats` "
-        "total_commands_processed delta (Lua-internal commands and every client included). "
-        "Batches: the worker's `spikewatch_batch_size_events_count`.",
+        "total_commands_processed delta, broken down by the `INFO commandstats` calls deltas "
+        "(Lua-internal commands and every client included). "
+        "Batches: the worker's `spikewatch_batch_size_events_count`. Database statements: the "
+        "worker runs under `bench.worker_probe`, which starts Faust unchanged and counts every "
+        "SQL statement of the process (SQLAlchemy `before_cursor_execute`); rows written: the "
+        "growth of the tables only the worker writes.",
     ]
 
 
@@ -235,11 +243,7 @@ def _targets(report: BenchReport) -> list[str]:
     p99 = latency.p99_seconds if latency and not latency.bursts_without_spike else None
     cost = report.steady_state if isinstance(report.steady_state, SteadyStateCost) else None
     memory = report.memory if isinstance(report.memory, MemoryGrowth) else None
-    statements = (
-        cost.db_statements / cost.events
-        if cost and cost.db_statements is not None and cost.events
-        else None
-    )
+    statements = cost.db_statements_per_event if cost else None
     rows = [
         (
             "throughput >= 0.5 x ceiling B",

@@ -58,6 +58,8 @@ class WorkerThroughput(msgspec.Struct, frozen=True):
     throughput: Throughput
     # spikewatch_events_total by outcome when the worker had consumed the whole topic.
     outcomes: dict[str, int]
+    # SQL statements of the worker process from its start to the end of the topic (cold caches).
+    db_statements: int
 
 
 class SteadyStateCost(msgspec.Struct, frozen=True):
@@ -70,10 +72,11 @@ class SteadyStateCost(msgspec.Struct, frozen=True):
     worker_redis_commands: dict[str, int]
     # INFO stats total_commands_processed over the pass: whole server, Lua-internal calls included.
     server_commands: int
+    # INFO commandstats calls over the pass, by command: whole server, Lua-internal calls included.
+    server_calls_by_command: dict[str, int]
     db_rows_written: dict[str, int]
-    # The worker's own statement counter, when it exposes one; None = not measured.
-    db_statements: int | None
-    db_statements_note: str
+    # SQL statements the worker process executed during the pass (bench.worker_probe).
+    db_statements: int
 
     @property
     def redis_commands_per_batch(self) -> float:
@@ -82,6 +85,10 @@ class SteadyStateCost(msgspec.Struct, frozen=True):
     @property
     def server_commands_per_batch(self) -> float:
         return self.server_commands / self.batches if self.batches else 0.0
+
+    @property
+    def db_statements_per_event(self) -> float:
+        return self.db_statements / self.events if self.events else 0.0
 
     @property
     def db_rows_written_per_event(self) -> float:

@@ -29,7 +29,7 @@ from bench.results import Throughput, WorkerThroughput
 CONSUMED_METRIC = "spikewatch_events_consumed_total"
 OUTCOME_METRIC = "spikewatch_events_total"
 BATCHES_METRIC = "spikewatch_batch_size_events_count"
-DB_STATEMENTS_METRIC = "spikewatch_db_statements_total"
+DB_STATEMENTS_METRIC = "spikewatch_bench_db_statements_total"
 POLL_SECONDS = 0.2
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 20.0
@@ -45,8 +45,9 @@ class WorkerEnvironment:
 
 
 class BenchWorker:
-    """``python -m faust -A worker.app worker`` with a consumer group of its own, reading its topic
-    from the first offset (Faust's consumer_auto_offset_reset, set explicitly to "earliest")."""
+    """``faust -A worker.app worker`` (through ``bench.worker_probe``, which adds a count of SQL
+    statements) with a consumer group of its own, reading its topic from the first offset (Faust's
+    consumer_auto_offset_reset, set explicitly to "earliest")."""
 
     def __init__(self, environment: WorkerEnvironment, workdir: pathlib.Path) -> None:
         self.web_port = _free_port()
@@ -54,7 +55,6 @@ class BenchWorker:
         self.home = workdir / f"worker-{self.web_port}"
         self.home.mkdir(parents=True)
         self.log_path = self.home / "worker.log"
-        self.environment = environment
         self._log = self.log_path.open("wb")
         env = {
             **os.environ,
@@ -71,7 +71,16 @@ class BenchWorker:
             "BATCH_MAX_EVENTS": str(environment.batch_max_events),
         }
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", "worker.app", "worker", "-l", "warn"],
+            [
+                sys.executable,
+                "-m",
+                "bench.worker_probe",
+                "-A",
+                "worker.app",
+                "worker",
+                "-l",
+                "warn",
+            ],
             cwd=self.home,
             env=env,
             stdout=self._log,
@@ -182,7 +191,11 @@ async def measure_worker_throughput(
         cpu_seconds=finished_cpu - started_cpu,
         peak_rss_bytes=proc.peak_resident_bytes(worker.pid),
     )
-    return WorkerThroughput(throughput=throughput, outcomes=outcome_counts(samples))
+    return WorkerThroughput(
+        throughput=throughput,
+        outcomes=outcome_counts(samples),
+        db_statements=int(samples[DB_STATEMENTS_METRIC]),
+    )
 
 
 def outcome_counts(samples: dict[str, float]) -> dict[str, int]:

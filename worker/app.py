@@ -38,6 +38,8 @@ app = faust.App(
     web_port=settings.worker_web_port,
     key_serializer="raw",
     value_serializer="raw",
+    # A new consumer group starts from the oldest event still in the topic, never skips to the end.
+    consumer_auto_offset_reset="earliest",
     # A crashed agent would leave its unacked batch behind while the stream moves on; crash the
     # worker instead, so the batch is consumed again after the restart.
     agent_supervisor=mode.CrashingSupervisor,

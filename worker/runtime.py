@@ -1,8 +1,8 @@
 """The worker's long-lived parts (database engine, Redis client, caches, pipeline, sink), built from
 the settings, and the handling of one batch from consumed messages to durable effects.
 
-Knows nothing of Faust: the app hands it plain messages and a send function, which keeps it usable
-from tests and from any other consumer loop.
+Knows nothing of Faust: the app hands it plain messages and a send function, so Faust stays
+confined to ``worker/app.py``.
 """
 
 from __future__ import annotations

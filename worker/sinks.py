@@ -73,7 +73,7 @@ def dead_letter(record: EventRecord) -> DeadLetter:
         raise ValueError("the record was not dead-lettered")
     payload, encoding, truncated = dead_letter_payload(record.source.value)
     return DeadLetter(
-        reason=record.dead_letter.reason.value,
+        reason=record.dead_letter.reason,
         error=record.dead_letter.error,
         topic=record.source.topic,
         partition=record.source.partition,

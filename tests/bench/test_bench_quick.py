@@ -195,6 +195,8 @@ def test_the_worker_consumes_the_loaded_stream_and_its_outcomes_add_up(
     worker: WorkerThroughput = _measured(report.spikewatch)
     assert worker.throughput.events_total == QUICK_EVENTS
     assert sum(worker.outcomes.values()) == QUICK_EVENTS
+    # New issues were created, so the probe inside the worker must have counted statements.
+    assert worker.db_statements > 0
     assert f"| spikewatch | {QUICK_EVENTS} | {worker.throughput.events_measured} |" in markdown
 
 

@@ -92,6 +92,17 @@ async def delete_topics(bootstrap: str, topics: Topics) -> None:
         await admin.close()
 
 
+async def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    """The offsets the consumer group committed, by (topic, partition)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+
+
 async def produce(
     bootstrap: str, topic: str, messages: Iterable[tuple[int, bytes | None, bytes]]
 ) -> list[KafkaRecord]:
@@ -227,6 +238,11 @@ class WorkerProcess:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"no /metrics:\n{self.log_tail()}") from None
                 await asyncio.sleep(0.3)
+
+    def kill(self) -> None:
+        """Die at once, as in a crash: no shutdown, no final commit."""
+        self._process.kill()
+        self._process.wait(timeout=10)
 
     def stop(self) -> None:
         if self._process.poll() is None:

@@ -3,23 +3,31 @@ stream and the tests read the accepted topic, the DLQ, the database and the work
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import pathlib
 import uuid
 from collections import Counter
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schemas.db import make_engine
+from api import admin
+from api.main import create_app
+from schemas.db import make_engine, make_sessionmaker
 from schemas.events import AcceptedEvent, DeadLetter, DeadLetterReason, Frame
+from schemas.migrate import upgrade
+from schemas.settings import Settings
 from schemas.tables import Issue, IssueFingerprint, Release, StackFrame, SymbolSet
 from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event, poison_messages
 from tests.worker.processes import (
     Topics,
+    committed_offsets,
     create_topics,
     delete_topics,
     produce,
@@ -74,7 +82,7 @@ async def issue_rows(engine: AsyncEngine) -> dict[tuple[int, str], tuple[uuid.UU
 
 
 async def test_a_mixed_stream_is_forwarded_dead_lettered_stored_and_counted(
-    sqlite_url: str, kafka_bootstrap: str, start_worker: Any
+    sqlite_url: str, kafka_bootstrap: str, redis_url: str, start_worker: Any
 ) -> None:
     engine = make_engine(sqlite_url)
     await add_projects(engine, PROJECT_A, PROJECT_B)
@@ -133,7 +141,8 @@ async def test_a_mixed_stream_is_forwarded_dead_lettered_stored_and_counted(
             if reason is not None
         }
 
-        worker = start_worker(sqlite_url, topics, f"group-{uuid.uuid4().hex}")
+        group = f"group-{uuid.uuid4().hex}"
+        worker = start_worker(sqlite_url, topics, group)
         accepted = await read_topic(
             kafka_bootstrap,
             topics.accepted,
@@ -235,6 +244,31 @@ async def test_a_mixed_stream_is_forwarded_dead_lettered_stored_and_counted(
         )
         assert frames[(PROJECT_A, raw_id_of(same_issue_a[0]))] == symbol_set.id
 
+        # The API shows the worker's frames, linked through their symbol set to the release.
+        _, read_key = await admin.create_api_key(
+            make_sessionmaker(engine),
+            label="reader",
+            scopes=["error_tracking:read"],
+            project_ids=[PROJECT_A],
+        )
+        api = create_app(Settings(database_url=sqlite_url, redis_url=redis_url))
+        async with (
+            api.router.lifespan_context(api),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=api), base_url="http://testserver"
+            ) as http,
+        ):
+            response = await http.get(
+                f"/api/projects/{PROJECT_A}/error_tracking/stack_frames/",
+                headers={"Authorization": f"Bearer {read_key}"},
+            )
+        assert response.status_code == 200, response.text
+        listed = {frame["raw_id"]: frame for frame in response.json()["results"]}
+        assert set(listed) == {raw_id_of(same_issue_a[0]), raw_id_of(other_issue_a)}
+        linked = listed[raw_id_of(same_issue_a[0])]
+        assert (linked["symbol_set_ref"], linked["release"]["id"]) == ("bundle-1", str(release_id))
+        assert listed[raw_id_of(other_issue_a)]["release"] is None
+
         # The outcome counters add up to the events consumed.
         expected_outcomes = {outcome: 0.0 for outcome in OUTCOMES}
         expected_outcomes["forwarded"] = len(valid)
@@ -250,6 +284,16 @@ async def test_a_mixed_stream_is_forwarded_dead_lettered_stored_and_counted(
         for reason in DeadLetterReason:
             sample = samples[f'spikewatch_dead_letters_total{{reason="{reason}"}}']
             assert sample == reasons.get(str(reason), 0), reason
+
+        # Every offset was acked once its batch was durable, so the group commits the whole topic.
+        end_offsets: dict[tuple[str, int], int] = {}
+        for record in sent:
+            end_offsets[(record.topic, record.partition)] = record.offset + 1
+
+        async def all_committed() -> bool:
+            return await committed_offsets(kafka_bootstrap, group) == end_offsets
+
+        await wait_for("the offsets commit", all_committed, timeout_seconds=15, workers=[worker])
     finally:
         await delete_topics(kafka_bootstrap, topics)
         await engine.dispose()
@@ -333,3 +377,47 @@ async def test_two_workers_on_four_partitions_process_every_event_once_into_one_
     finally:
         await delete_topics(kafka_bootstrap, topics)
         await engine.dispose()
+
+
+async def test_events_a_worker_could_not_store_are_processed_after_it_crashed(
+    tmp_path: pathlib.Path, kafka_bootstrap: str, start_worker: Any
+) -> None:
+    # Not migrated yet: the first worker can look nothing up and waits, retrying the database.
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'late.db'}"
+    topics = Topics.unique()
+    await create_topics(kafka_bootstrap, topics, partitions=1)
+    try:
+        events = [exception_event(PROJECT_A, value=f"event {n}") for n in range(5)]
+        await produce(
+            kafka_bootstrap, topics.exception_events, [(0, None, encode(e)) for e in events]
+        )
+        group = f"group-{uuid.uuid4().hex}"
+        crashing = start_worker(database_url, topics, group)
+        await crashing.wait_until_serving()
+
+        async def retrying() -> bool:
+            samples = await crashing.metrics()
+            return (
+                samples.get('spikewatch_infrastructure_retries_total{dependency="database"}', 0) > 0
+            )
+
+        await wait_for("the database retries", retrying, timeout_seconds=30, workers=[crashing])
+        crashing.kill()
+
+        await asyncio.to_thread(upgrade, database_url)
+        engine = make_engine(database_url)
+        await add_projects(engine, PROJECT_A)
+        await engine.dispose()
+        start_worker(database_url, topics, group)
+        accepted = await read_topic(
+            kafka_bootstrap,
+            topics.accepted,
+            expected=len(events),
+            timeout_seconds=DELIVERY_TIMEOUT_SECONDS,
+        )
+    finally:
+        await delete_topics(kafka_bootstrap, topics)
+
+    assert sorted(msgspec.json.decode(r.value)["uuid"] for r in accepted) == sorted(
+        e["uuid"] for e in events
+    )
