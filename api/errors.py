@@ -7,7 +7,6 @@ and anything unexpected (500) onto it. A client never sees a stack trace or a fr
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +19,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
+
+from api.security_headers import SECURITY_HEADERS
 
 logger = logging.getLogger(__name__)
 
@@ -206,13 +207,7 @@ async def _redis_unavailable(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled error", exc_info=exc)
-    return error_response(500, SERVER_ERROR, "error", "A server error occurred.")
-
-
-def uuid_or_not_found(value: str) -> uuid.UUID:
-    """An object id from a path; a malformed one names no object, so it is a 404 (as in the
-    reference), not a validation error."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise not_found() from None
+    # Starlette answers this one outside every middleware, so it brings its own headers.
+    return error_response(
+        500, SERVER_ERROR, "error", "A server error occurred.", headers=SECURITY_HEADERS
+    )

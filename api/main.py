@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
-from api import health
+from api import docs_page, health
 from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.openapi import build_openapi
@@ -28,6 +28,7 @@ from api.routes import (
     suppression_rules,
 )
 from api.routes import settings as settings_routes
+from api.security_headers import SecurityHeadersMiddleware
 from schemas.db import make_engine, make_sessionmaker
 from schemas.settings import Settings, get_settings
 
@@ -59,9 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="spikewatch",
         version=version("spikewatch"),
         description="The error tracking API of spikewatch: releases, settings, spike detection "
-        "config, spike events, stack frames and suppression rules, per project.",
-        openapi_url="/api/schema/",
-        docs_url="/api/schema/swagger-ui/",
+        "config, spike events, stack frames and suppression rules, per project. Text in request "
+        "bodies may not contain NUL characters (\\u0000): no database can store them.",
+        openapi_url=docs_page.OPENAPI_PATH,
+        # Served by api.docs_page, which gives the page its own Content-Security-Policy.
+        docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
         lifespan=lifespan,
@@ -78,11 +81,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stack_frames,
         suppression_rules,
         health,
+        docs_page,
     ):
         app.include_router(module.router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
 
-    # Added last = outermost: metrics see every answer, including a 413 or a CORS preflight.
+    # Added last = outermost: metrics see every answer, including a 413 or a CORS preflight,
+    # and so do the security headers.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.api_max_body_bytes)
     if settings.api_cors_origins:
         app.add_middleware(
@@ -91,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestMetricsMiddleware)
     return app
 

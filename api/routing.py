@@ -1,4 +1,5 @@
-"""The router every resource module uses: each path answers with and without its trailing slash.
+"""The router every resource module uses: each path answers with and without its trailing slash,
+and an object id in a path (``{release_id:object_id}``) only matches a UUID.
 
 Both spellings are real routes (no redirect, which would drop a POST body in many clients); only
 the slashed one, the reference's spelling, appears in the OpenAPI document.
@@ -6,11 +7,31 @@ the slashed one, the reference's spelling, appears in the OpenAPI document.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.request_bodies import BodyRoute
+
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+class ObjectIdConvertor(Convertor[uuid.UUID]):
+    """Ids are UUIDs, so ``stack_frames/batch_get/`` can never be read as the frame "batch_get":
+    a GET there is a 405 of the batch route, as in the reference, not a 404 of a frame."""
+
+    regex = UUID_PATTERN
+
+    def convert(self, value: str) -> uuid.UUID:
+        return uuid.UUID(value)
+
+    def to_string(self, value: uuid.UUID) -> str:
+        return str(value)
+
+
+register_url_convertor("object_id", ObjectIdConvertor())
 
 
 class ApiRouter(APIRouter):

@@ -43,6 +43,9 @@ app = faust.App(
     # A crashed agent would leave its unacked batch behind while the stream moves on; crash the
     # worker instead, so the batch is consumed again after the restart.
     agent_supervisor=mode.CrashingSupervisor,
+    # Faust would otherwise hold a shutdown or rebalance until the batch in hand is acked, which
+    # during an outage is never: the batch is left unacked instead and redelivered (at least once).
+    stream_wait_empty=False,
     producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
     # The leader topic only serves Faust's table assignment; the worker has no tables.
     topic_disable_leader=True,
@@ -58,6 +61,8 @@ _next_offsets: dict[TP, int] = {}
 async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
     runtime = WorkerRuntime.create(settings, send=_produce)
     try:
+        # Not take(): it acks a batch when its generator closes, even if the body raised or was
+        # cancelled mid-batch. Here an event is acked only once its effects are durable.
         async for events in stream.noack_take(
             settings.batch_max_events, within=settings.batch_within_seconds
         ):

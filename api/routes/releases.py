@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ReadableProject, Session, WritableProject
-from api.errors import error_responses, invalid, not_found, uuid_or_not_found
+from api.errors import error_responses, invalid, not_found
 from api.pagination import Page, Pagination, paginate
 from api.request_bodies import RequestModel, omittable
 from api.routing import ApiRouter
@@ -127,21 +127,21 @@ async def retrieve_release_by_hash(
     return ReleaseOut.of(release)
 
 
-@router.get("/{release_id}/", response_model=ReleaseOut)
+@router.get("/{release_id:object_id}/", response_model=ReleaseOut)
 async def retrieve_release(
-    project_id: ReadableProject, session: Session, release_id: str
+    project_id: ReadableProject, session: Session, release_id: uuid.UUID
 ) -> ReleaseOut:
     return ReleaseOut.of(await _release(session, project_id, release_id))
 
 
 @router.patch(
-    "/{release_id}/",
+    "/{release_id:object_id}/",
     status_code=204,
     response_class=Response,
     responses=error_responses(400, 413, 415),
 )
 async def update_release(
-    project_id: WritableProject, session: Session, release_id: str, body: ReleaseUpdate
+    project_id: WritableProject, session: Session, release_id: uuid.UUID, body: ReleaseUpdate
 ) -> Response:
     release = await _release(session, project_id, release_id)
     changes = body.model_dump(exclude_unset=True)
@@ -158,20 +158,18 @@ async def update_release(
     return Response(status_code=204)
 
 
-@router.delete("/{release_id}/", status_code=204, response_class=Response)
+@router.delete("/{release_id:object_id}/", status_code=204, response_class=Response)
 async def delete_release(
-    project_id: WritableProject, session: Session, release_id: str
+    project_id: WritableProject, session: Session, release_id: uuid.UUID
 ) -> Response:
     await session.delete(await _release(session, project_id, release_id))
     await session.commit()
     return Response(status_code=204)
 
 
-async def _release(session: AsyncSession, project_id: int, release_id: str) -> Release:
+async def _release(session: AsyncSession, project_id: int, release_id: uuid.UUID) -> Release:
     release = await session.scalar(
-        select(Release).where(
-            Release.team_id == project_id, Release.id == uuid_or_not_found(release_id)
-        )
+        select(Release).where(Release.team_id == project_id, Release.id == release_id)
     )
     if release is None:
         raise not_found()

@@ -5,21 +5,38 @@ Read-only: the worker writes spike events; the API only lists and filters them.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from api.deps import ReadableProject, Session
 from api.errors import error_responses, invalid
 from api.pagination import Page, Pagination, paginate
-from api.routing import ApiRouter
+from api.routing import UUID_PATTERN, ApiRouter
 from schemas.tables import SpikeEvent
+
+# Comma-separated ids; blanks around an id and empty items are allowed ("a, b," is a and b).
+ISSUE_IDS_PATTERN = f"^ *({UUID_PATTERN})? *(, *({UUID_PATTERN})? *)*$"
+# Only ISO 8601 text is a date: pydantic alone would also read "0" or "0.5" as seconds since 1970.
+_ISO_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}(:?\d{2})?)?"
+)
+
+
+def _iso_date_time(value: object) -> object:
+    if isinstance(value, str) and not _ISO_DATE_TIME.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date and time, e.g. 2026-11-26T06:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_date_time)]
 
 router = ApiRouter(
     prefix="/api/projects/{project_id}/error_tracking/spike_events",
@@ -71,10 +88,14 @@ async def list_spike_events(
     request: Request,
     issue_id: Annotated[uuid.UUID | None, Query(description="Only this issue's spikes.")] = None,
     issue_ids: Annotated[
-        str | None, Query(description="Only these issues' spikes: comma-separated ids.")
+        str | None,
+        Query(
+            description="Only these issues' spikes: comma-separated ids.",
+            pattern=ISSUE_IDS_PATTERN,
+        ),
     ] = None,
-    date_from: Annotated[datetime | None, Query(description="Detected at or after.")] = None,
-    date_to: Annotated[datetime | None, Query(description="Detected at or before.")] = None,
+    date_from: Annotated[IsoDateTime | None, Query(description="Detected at or after.")] = None,
+    date_to: Annotated[IsoDateTime | None, Query(description="Detected at or before.")] = None,
     order_by: SpikeEventOrder = SpikeEventOrder.DETECTED_AT_DESC,
 ) -> Page[SpikeEventOut]:
     statement = (
@@ -97,14 +118,9 @@ async def list_spike_events(
 
 
 def _issue_ids(issue_id: uuid.UUID | None, issue_ids: str | None) -> set[uuid.UUID]:
+    """The wanted issues; ``issue_ids`` already matched ISSUE_IDS_PATTERN, so each item parses."""
     wanted = {issue_id} if issue_id is not None else set()
-    for text in (issue_ids or "").split(","):
-        if text.strip():
-            try:
-                wanted.add(uuid.UUID(text.strip()))
-            except ValueError:
-                message = f"'{text.strip()[:64]}' is not a valid issue id."
-                raise invalid(message, "issue_ids") from None
+    wanted.update(uuid.UUID(text.strip()) for text in (issue_ids or "").split(",") if text.strip())
     return wanted
 
 

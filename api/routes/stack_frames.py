@@ -16,7 +16,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import joinedload
 
 from api.deps import ReadableProject, Session, WritableProject
-from api.errors import INVALID_REQUEST, ApiError, error_responses, not_found, uuid_or_not_found
+from api.errors import INVALID_REQUEST, ApiError, error_responses, not_found
 from api.pagination import Page, Pagination, paginate
 from api.request_bodies import RequestModel
 from api.routes.releases import ReleaseOut
@@ -86,20 +86,18 @@ async def list_stack_frames(
     return await paginate(session, statement, page, request, StackFrameOut.of)
 
 
-@router.get("/{frame_id}/", response_model=StackFrameOut)
+@router.get("/{frame_id:object_id}/", response_model=StackFrameOut)
 async def retrieve_stack_frame(
-    project_id: ReadableProject, session: Session, frame_id: str
+    project_id: ReadableProject, session: Session, frame_id: uuid.UUID
 ) -> StackFrameOut:
-    frame = await session.scalar(
-        _frames(project_id).where(StackFrame.id == uuid_or_not_found(frame_id))
-    )
+    frame = await session.scalar(_frames(project_id).where(StackFrame.id == frame_id))
     if frame is None:
         raise not_found()
     return StackFrameOut.of(frame)
 
 
-@router.delete("/{frame_id}/", status_code=405, responses=error_responses(405))
-async def delete_stack_frame(project_id: WritableProject, frame_id: str) -> None:
+@router.delete("/{frame_id:object_id}/", status_code=405, responses=error_responses(405))
+async def delete_stack_frame(project_id: WritableProject, frame_id: uuid.UUID) -> None:
     """Hard delete of a stack frame is not allowed, as in the reference: frames are the
     worker's record of the events it has seen."""
     raise ApiError(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.config_versions import bump_config_version
 from api.deps import ReadableProject, RedisClient, Session, WritableProject
-from api.errors import error_responses, invalid, not_found, uuid_or_not_found
+from api.errors import error_responses, invalid, not_found
 from api.pagination import Page, Pagination, paginate
 from api.request_bodies import RequestModel, omittable
 from api.routing import ApiRouter
@@ -122,15 +122,15 @@ async def create_suppression_rule(
     return SuppressionRuleOut.of(rule)
 
 
-@router.get("/{rule_id}/", response_model=SuppressionRuleOut)
+@router.get("/{rule_id:object_id}/", response_model=SuppressionRuleOut)
 async def retrieve_suppression_rule(
-    project_id: ReadableProject, session: Session, rule_id: str
+    project_id: ReadableProject, session: Session, rule_id: uuid.UUID
 ) -> SuppressionRuleOut:
     return SuppressionRuleOut.of(await _rule(session, project_id, rule_id))
 
 
 @router.patch(
-    "/{rule_id}/",
+    "/{rule_id:object_id}/",
     status_code=204,
     response_class=Response,
     responses=error_responses(400, 413, 415),
@@ -139,7 +139,7 @@ async def update_suppression_rule(
     project_id: WritableProject,
     session: Session,
     redis: RedisClient,
-    rule_id: str,
+    rule_id: uuid.UUID,
     body: SuppressionRuleUpdate,
 ) -> Response:
     rule = await _rule(session, project_id, rule_id)
@@ -155,9 +155,9 @@ async def update_suppression_rule(
     return Response(status_code=204)
 
 
-@router.delete("/{rule_id}/", status_code=204, response_class=Response)
+@router.delete("/{rule_id:object_id}/", status_code=204, response_class=Response)
 async def delete_suppression_rule(
-    project_id: WritableProject, session: Session, redis: RedisClient, rule_id: str
+    project_id: WritableProject, session: Session, redis: RedisClient, rule_id: uuid.UUID
 ) -> Response:
     await session.delete(await _rule(session, project_id, rule_id))
     await session.commit()
@@ -172,11 +172,11 @@ def _checked_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
         raise invalid(exc.message, exc.attr) from exc
 
 
-async def _rule(session: AsyncSession, project_id: int, rule_id: str) -> SuppressionRule:
+async def _rule(session: AsyncSession, project_id: int, rule_id: uuid.UUID) -> SuppressionRule:
     rule = await session.scalar(
         select(SuppressionRule).where(
             SuppressionRule.project_id == project_id,
-            SuppressionRule.id == uuid_or_not_found(rule_id),
+            SuppressionRule.id == rule_id,
         )
     )
     if rule is None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.events import DeadLetterReason
 from worker.decode import DecodedEvent, DecodeLimits, Rejection, decode_batch, decode_event
@@ -285,3 +287,30 @@ def test_decode_batch_fills_valid_records_and_dead_letters_the_others() -> None:
     assert bad.outcome is Outcome.DEAD_LETTERED
     assert bad.dead_letter is not None
     assert bad.dead_letter.reason is DeadLetterReason.INVALID_JSON
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_decode_to_an_event_or_a_rejection_never_an_exception(payload: bytes) -> None:
+    assert isinstance(decode_event(payload, LIMITS), DecodedEvent | Rejection)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(event())), JSON_VALUES), JSON_VALUES)
+def test_any_json_shaped_like_an_event_decodes_or_is_rejected_never_raises(
+    fields: dict[str, Any], exception_list: Any
+) -> None:
+    document = {**event(), **fields}
+    if isinstance(document.get("properties"), dict):
+        document["properties"]["$exception_list"] = exception_list
+
+    assert isinstance(decode_event(msgspec.json.encode(document), LIMITS), DecodedEvent | Rejection)
