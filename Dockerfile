@@ -11,6 +11,7 @@ COPY spikewatch ./spikewatch
 COPY schemas ./schemas
 COPY worker ./worker
 COPY api ./api
+COPY bench ./bench
 RUN /opt/spikewatch/bin/pip install .
 
 FROM python:3.11-slim

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from starlette.types import Message
 
 from api.errors import INVALID_REQUEST, ApiError, invalid
@@ -27,20 +27,29 @@ INT32_MAX = 2**31 - 1
 # (json.dumps, the drivers) can never hit Python's recursion limit.
 MAX_JSON_DEPTH = 64
 
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 366.0 as an integer, so the API does too; strict validation would not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 # Positive integers the database's INTEGER columns can hold on every backend.
-PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX)]
+PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_integral)]
 
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 class RequestModel(BaseModel):
-    """Base of every request body: unknown fields are an error, read-only ones are ignored.
+    """Base of every request body: unknown fields are an error, read-only ones are ignored, and
+    a value must have the field's own JSON type (``"sampling_rate": true`` is not 1.0).
 
     Read-only fields are the response's own (``id``, ``created_at``, ...): the reference ignores
     them on input, so an object fetched from the API can be sent back as it is.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     read_only_fields: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
@@ -152,8 +161,9 @@ def _dotted(path: list[str]) -> str | None:
 
 
 def _form_data(raw: bytes, model: type[BaseModel]) -> dict[str, Any]:
-    """Form fields typed by the model: lists repeat their key, objects are JSON texts, and an
-    empty value is null (as HTML forms and the reference treat it)."""
+    """Form fields typed by the model: lists repeat their key, objects are JSON texts, numbers
+    are read from their text, and an empty value is null (as HTML forms and the reference treat
+    it)."""
     try:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError as exc:
@@ -171,10 +181,20 @@ def _form_data(raw: bytes, model: type[BaseModel]) -> dict[str, Any]:
             data[name] = None
         elif shape == "object":
             data[name] = parse_json(values[-1], attr=name)
+        elif shape in ("int", "float"):
+            data[name] = _form_number(values[-1], shape)
         else:
             # Like a Django QueryDict, the last of repeated values wins.
             data[name] = values[-1]
     return data
+
+
+def _form_number(text: str, shape: str) -> Any:
+    try:
+        return int(text) if shape == "int" else _finite_float(text)
+    except ValueError:
+        # Left as text, so validation refuses it naming the field.
+        return text
 
 
 def _shape(annotation: Any) -> str:
@@ -188,6 +208,8 @@ def _shape(annotation: Any) -> str:
         return "list"
     if annotation is dict or origin is dict:
         return "object"
+    if annotation is int or annotation is float:
+        return annotation.__name__
     return "scalar"
 
 

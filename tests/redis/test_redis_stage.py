@@ -1,16 +1,13 @@
 """RedisStage as the pipeline sees it: round trips, failing open, recovering on its own.
 
-The outage tests run their own short-lived redis-server, so stopping it never disturbs the
-shared Redis other tests use.
+The outage tests run their own short-lived redis-server (``own_server``), so stopping it never
+disturbs the shared Redis other tests use.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import shutil
 import socket
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,10 +15,8 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import Connection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
+from tests.redis.own_server import OwnRedisServer, no_retry_client
 from worker.counting import CountedEvent
 from worker.rate_limits import RateLimitOutcome, RateLimits
 from worker.redis_stage import RedisStage
@@ -44,43 +39,6 @@ class CountingConnection(Connection):
         await super().send_packed_command(command, check_health)
 
 
-class OwnRedisServer:
-    """A redis-server this test starts and stops (to play an outage), on a free port."""
-
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is needed on PATH for the outage tests"
-        self._process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
-            stdout=subprocess.DEVNULL,
-        )
-
-    async def wait_ready(self) -> None:
-        client = no_retry_client(self.port)
-        try:
-            for _ in range(100):
-                try:
-                    await client.ping()
-                    return
-                except RedisError:
-                    await asyncio.sleep(0.05)
-            raise AssertionError("own redis-server did not start")
-        finally:
-            await client.aclose()
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._process = None
-
-
 @pytest.fixture
 async def own_redis() -> AsyncIterator[OwnRedisServer]:
     server = OwnRedisServer()
@@ -88,11 +46,6 @@ async def own_redis() -> AsyncIterator[OwnRedisServer]:
     await server.wait_ready()
     yield server
     server.stop()
-
-
-def no_retry_client(port: int, **kwargs: Any) -> Redis:
-    # The stage must fail open quickly; retries with backoff would stall every failing batch.
-    return Redis(port=port, retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, **kwargs)
 
 
 def batch_of(

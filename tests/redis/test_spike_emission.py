@@ -98,7 +98,7 @@ async def test_second_crossing_inside_the_snooze_emits_nothing_and_after_it_emit
 
     assert 599 <= lock_ttl <= 600
     assert [e.id for e in first.published] == [str(spike_event_id(ISSUE_ID, BUCKET_START))]
-    assert (inside.published, inside.failed) == ([], [])
+    assert (inside.published, inside.failed, inside.snoozed) == ([], [], [ISSUE_ID])
     assert [e.id for e in after.published] == [str(spike_event_id(ISSUE_ID, BUCKET_START + 900))]
     assert [e.current_bucket_value for e in publish.published] == [21, 40]
 
