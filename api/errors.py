@@ -192,14 +192,14 @@ def allowed_methods(app: Any, scope: Scope) -> list[str]:
 
 
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("database unavailable: %s", exc)
+    logger.warning("database unavailable: %r", exc)
     return error_response(
         503, SERVER_ERROR, "database_unavailable", "The database is unavailable; try again later."
     )
 
 
 async def _redis_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("redis unavailable: %s", exc)
+    logger.warning("redis unavailable: %r", exc)
     return error_response(
         503, SERVER_ERROR, "redis_unavailable", "Redis is unavailable; try again later."
     )

@@ -33,8 +33,9 @@ from schemas.db import make_engine, make_sessionmaker
 from schemas.settings import Settings, get_settings
 
 # A request should fail fast (503) when a backing service is down, not hang until the client
-# gives up.
+# gives up; that includes a database that keeps the connection open but never answers.
 DATABASE_CONNECT_TIMEOUT_SECONDS = 5
+DATABASE_COMMAND_TIMEOUT_SECONDS = 5
 REDIS_TIMEOUT_SECONDS = 2
 
 
@@ -103,5 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _engine_options(database_url: str) -> dict[str, Any]:
     if database_url.startswith("postgresql"):
-        return {"connect_args": {"timeout": DATABASE_CONNECT_TIMEOUT_SECONDS}}
+        return {
+            "connect_args": {
+                "timeout": DATABASE_CONNECT_TIMEOUT_SECONDS,
+                "command_timeout": DATABASE_COMMAND_TIMEOUT_SECONDS,
+            }
+        }
     return {}

@@ -52,8 +52,11 @@ def running_api(
     workers: int = 1,
     access_log: bool = False,
     log_level: str = "warning",
+    log_config: pathlib.Path | None = None,
 ) -> Iterator[ApiProcess]:
-    """The API on ``database_url`` and ``redis_url``, served until the block ends."""
+    """The API on ``database_url`` and ``redis_url``, served until the block ends; its output
+    (uvicorn's, and the app's with ``log_config``, a ``logging.config`` JSON file) is kept in
+    ``log_path`` meanwhile."""
     port = free_loopback_port()
     log_dir = pathlib.Path(tempfile.mkdtemp(prefix="spikewatch-api-"))
     log_path = log_dir / "uvicorn.log"
@@ -72,6 +75,7 @@ def running_api(
         "--log-level",
         log_level,
         "--access-log" if access_log else "--no-access-log",
+        *(["--log-config", str(log_config)] if log_config is not None else []),
     ]
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
     with log_path.open("wb") as log:

@@ -2,7 +2,8 @@
 
 It plays an ingestion pipeline (a steady background of errors over the last hour) and an alerting
 system (subscribed to the spike topic), then reads the same spike back through the HTTP API. It
-only talks to the running services: Kafka, the API over HTTP, and the database for set-up.
+only talks to the running services: Kafka, the API over HTTP, and the database and Redis for
+set-up.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any, TextIO
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from redis.asyncio import Redis
 
 from schemas.events import SpikeEventMessage
+from schemas.redis_keys import project_tag
 from schemas.settings import Settings
 
 BACKGROUND_ISSUES = (
@@ -144,7 +147,20 @@ async def wait_for_spike(
     raise TimeoutError(f"no spike for project {project_id} within {SPIKE_WAIT_SECONDS:.0f}s")
 
 
+async def forget_counts(redis_url: str, project_id: int) -> None:
+    """Remove what Redis holds under the project's id (counts, watermarks, snoozes): a database
+    reset hands out ids again, and a new project must not inherit an old one's history."""
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{project_tag(project_id)}:*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
 async def run_demo(settings: Settings, api: ApiClient, project_id: int, out: TextIO) -> DemoResult:
+    await forget_counts(settings.redis_url, project_id)
     base = f"/api/projects/{project_id}/error_tracking"
     config = api.request("GET", f"{base}/spike_detection_config/")
     out.write(

@@ -30,6 +30,9 @@ settings = get_settings()
 PRODUCER_MAX_REQUEST_BYTES = 1_048_576
 CONSUMER_LAG_REFRESH_SECONDS = 5.0
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
+# Partitions of a topic the worker finds missing and creates (a deployment normally provisions
+# its topics); for the input topic, the most worker processes that can share the load.
+CREATED_TOPIC_PARTITIONS = 4
 
 app = faust.App(
     settings.consumer_group,
@@ -51,7 +54,15 @@ app = faust.App(
     topic_disable_leader=True,
 )
 
-exception_events = app.topic(settings.topic_exception_events)
+# Declared so that Faust creates it when missing, before subscribing: a worker started before
+# the first event would otherwise subscribe to nothing until its next metadata refresh (minutes).
+exception_events = app.topic(
+    settings.topic_exception_events, partitions=CREATED_TOPIC_PARTITIONS, internal=True
+)
+# Created at start too, so that alerting systems can subscribe before the first spike.
+spike_events = app.topic(
+    settings.topic_spike_events, partitions=CREATED_TOPIC_PARTITIONS, internal=True
+)
 
 # Offset after the last event processed, per partition: the consumer lag's reference point.
 _next_offsets: dict[TP, int] = {}
@@ -72,6 +83,11 @@ async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
                 _next_offsets[event.message.tp] = event.message.offset + 1
     finally:
         await runtime.close()
+
+
+@app.task
+async def declare_spike_topic() -> None:
+    await spike_events.maybe_declare()
 
 
 async def _produce(message: OutgoingMessage) -> Any:

@@ -1,8 +1,9 @@
 """Per-project configuration the worker needs, loaded from the database and cached between batches.
 
 A project's entry is reloaded when its version in Redis (bumped by the API after each committed
-write) changes; versions are read once per batch. Without Redis the cache is kept as it is (fail
-open). Never writes configuration: the API owns it.
+write) changes; versions are read once per batch. Every entry is also reloaded after
+``CONFIG_RECHECK_SECONDS``, so a bump that never reached Redis heals by itself. Without Redis the
+cache is kept as it is (fail open). Never writes configuration: the API owns it.
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ from dataclasses import dataclass
 
 import redis.asyncio
 import redis.exceptions
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.redis_keys import CONFIG_VERSIONS_KEY
-from schemas.tables import Project
 from worker import metrics
 from worker.lru import LruCache
+from worker.project_config import ProjectConfig, load_project_configs
 from worker.retry import retry_infrastructure
-from worker.upserts import chunked
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +30,15 @@ log = logging.getLogger(__name__)
 UNKNOWN_PROJECT_RECHECK_SECONDS = 1.0
 MAX_REMEMBERED_UNKNOWN_PROJECTS = 10_000
 REDIS_DOWN_LOG_INTERVAL_SECONDS = 30.0
+# The API answers 503 config_not_propagated when its version bump failed (Redis down): the change
+# is committed but no worker was told. Reloading every project this often bounds how long it lasts.
+CONFIG_RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectConfig:
-    """What the worker knows of one existing project (suppression rules, rate limits and spike
-    detection settings join here as their stages are wired in)."""
-
-    project_id: int
+class _Loaded:
+    version: str | None
+    at: float
 
 
 class ProjectConfigCache:
@@ -53,14 +53,19 @@ class ProjectConfigCache:
         self._redis = redis_client
         self._clock = clock
         self._configs: dict[int, ProjectConfig] = {}
-        # The version each cached project had when it was loaded.
-        self._loaded_versions: dict[int, str | None] = {}
+        # The version each cached project had when it was loaded, and when that was.
+        self._loaded: dict[int, _Loaded] = {}
         self._versions: dict[int, str] = {}
         self._unknown_checked_at: LruCache[int, float] = LruCache(MAX_REMEMBERED_UNKNOWN_PROJECTS)
         self._redis_down_logged_at: float | None = None
 
     async def refresh(self) -> None:
-        """Read every project's config version (one round trip) and drop what changed."""
+        """Read every project's config version (one round trip) and drop what changed or is due
+        for its periodic recheck."""
+        now = self._clock()
+        for project_id, loaded in list(self._loaded.items()):
+            if now - loaded.at >= CONFIG_RECHECK_SECONDS:
+                self._forget(project_id)
         try:
             raw = await self._redis.hgetall(CONFIG_VERSIONS_KEY)
         except (redis.exceptions.RedisError, OSError) as exc:
@@ -71,9 +76,9 @@ class ProjectConfigCache:
         self._versions = {
             int(field): _text(version) for field, version in raw.items() if _text(field).isdigit()
         }
-        for project_id, loaded in list(self._loaded_versions.items()):
-            if self._versions.get(project_id) != loaded:
-                del self._configs[project_id], self._loaded_versions[project_id]
+        for project_id, loaded in list(self._loaded.items()):
+            if self._versions.get(project_id) != loaded.version:
+                self._forget(project_id)
 
     async def configs_for(self, project_ids: Collection[int]) -> dict[int, ProjectConfig]:
         """The config of each of ``project_ids`` that exists; unknown ids are left out."""
@@ -90,18 +95,17 @@ class ProjectConfigCache:
             for project_id in to_load:
                 if project_id in loaded:
                     self._configs[project_id] = loaded[project_id]
-                    self._loaded_versions[project_id] = self._versions.get(project_id)
+                    self._loaded[project_id] = _Loaded(self._versions.get(project_id), now)
                 else:
                     self._unknown_checked_at.put(project_id, now)
         return {pid: self._configs[pid] for pid in project_ids if pid in self._configs}
 
     async def _load(self, project_ids: list[int]) -> Mapping[int, ProjectConfig]:
-        found: dict[int, ProjectConfig] = {}
         async with self._engine.connect() as connection:
-            for chunk in chunked(project_ids):
-                rows = await connection.execute(select(Project.id).where(Project.id.in_(chunk)))
-                found.update({row.id: ProjectConfig(project_id=row.id) for row in rows})
-        return found
+            return await load_project_configs(connection, project_ids)
+
+    def _forget(self, project_id: int) -> None:
+        del self._configs[project_id], self._loaded[project_id]
 
     def _recently_unknown(self, project_id: int, now: float) -> bool:
         checked_at = self._unknown_checked_at.get(project_id)

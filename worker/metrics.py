@@ -43,6 +43,18 @@ REDIS_FAIL_OPEN = Counter(
     "Times a stage carried on without Redis (fail open) because Redis was unavailable.",
     labelnames=["stage"],
 )
+SPIKES_EMITTED = Counter(
+    "spikewatch_spikes_emitted",
+    "Spike events stored and acknowledged by the broker on the spike topic.",
+)
+SPIKES_SNOOZED = Counter(
+    "spikewatch_spikes_snoozed",
+    "Issues that broke the spike rule while snoozed by an earlier spike, so emitted nothing.",
+)
+SUPPRESSION_RULES_DISABLED = Counter(
+    "spikewatch_suppression_rules_disabled",
+    "Suppression rules this worker disabled because they failed (disabled_data written).",
+)
 INFRASTRUCTURE_RETRIES = Counter(
     "spikewatch_infrastructure_retries",
     "Attempts that hit an outage of a dependency and were retried after a backoff.",

@@ -9,17 +9,21 @@ batch is narrowed down to the event that caused it, which alone is dead-lettered
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from schemas.events import DeadLetterReason
 from worker.config import ProjectConfig, ProjectConfigCache
+from worker.count_and_limit import CountAndLimitStage
 from worker.decode import DecodeLimits, decode_batch
 from worker.fingerprint import fingerprint_batch
 from worker.frames import StackFrameRecorder
 from worker.issues import IssueAssigner
 from worker.outcomes import Outcome
 from worker.records import EventRecord, SourceMessage, in_flight
+from worker.spike_emission import SpikeStage
+from worker.suppress import SuppressionStage
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,11 @@ class Pipeline:
     project_configs: ProjectConfigCache
     issues: IssueAssigner
     frames: StackFrameRecorder
+    suppression: SuppressionStage
+    counting: CountAndLimitStage
+    spikes: SpikeStage
+    # Wall-clock epoch seconds: the current spike bucket and the token buckets' refill read it.
+    clock: Callable[[], float] = time.time
 
     async def process(self, messages: Sequence[SourceMessage]) -> list[EventRecord]:
         """One record per message, in order, each finished with its outcome."""
@@ -40,16 +49,17 @@ class Pipeline:
             return [await self._run_alone(message) for message in messages]
 
     async def _run(self, messages: Sequence[SourceMessage]) -> list[EventRecord]:
+        now = self.clock()
         batch = [EventRecord(source=message) for message in messages]
         batch = decode_batch(batch, self.limits)
         batch, configs = await self._known_projects(batch)
         batch = fingerprint_batch(batch)
         batch = await self.issues.assign(batch)
         batch = await self.frames.record(batch)
-        batch = suppress(batch, configs)
-        batch = count_and_limit(batch, configs)
+        batch = await self.suppression.apply(batch, configs)
+        batch, counts = await self.counting.apply(batch, configs, now)
         batch = forward(batch)
-        decide_spikes(batch, configs)
+        await self.spikes.decide_and_emit(counts, configs, now)
         return list(batch)
 
     async def _run_alone(self, message: SourceMessage) -> EventRecord:
@@ -75,29 +85,8 @@ class Pipeline:
         return batch, configs
 
 
-def suppress(
-    batch: Sequence[EventRecord], configs: Mapping[int, ProjectConfig]
-) -> Sequence[EventRecord]:
-    """Suppression rules (issue 5) finish matching events as suppressed; until they are wired in,
-    no event is suppressed."""
-    return batch
-
-
-def count_and_limit(
-    batch: Sequence[EventRecord], configs: Mapping[int, ProjectConfig]
-) -> Sequence[EventRecord]:
-    """Spike counting and rate limits (issue 6) count every event here and finish those over a
-    limit as rate-limited; until they are wired in, nothing is counted or limited."""
-    return batch
-
-
 def forward(batch: Sequence[EventRecord]) -> Sequence[EventRecord]:
     """Every event that survived the stages before is forwarded (the sinks send it)."""
     for record in in_flight(batch):
         record.finish(Outcome.FORWARDED)
     return batch
-
-
-def decide_spikes(batch: Sequence[EventRecord], configs: Mapping[int, ProjectConfig]) -> None:
-    """The spike decision (issue 6) compares the issues counted in this batch with their
-    baselines; until counting is wired in there is nothing to decide."""

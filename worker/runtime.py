@@ -8,25 +8,36 @@ confined to ``worker/app.py``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.db import make_engine
 from schemas.settings import Settings
 from worker import metrics
 from worker.config import ProjectConfigCache
+from worker.count_and_limit import CountAndLimitStage
 from worker.decode import DecodeLimits
+from worker.disabled_rules import DisabledRuleRecorder
 from worker.frames import StackFrameRecorder
 from worker.issues import IssueAssigner
 from worker.pipeline import Pipeline
 from worker.records import EventRecord, SourceMessage
+from worker.redis_stage import RedisStage
 from worker.sinks import KafkaSink, OutputTopics, SendFunction, output_messages
+from worker.spike_emission import SpikeStage
+from worker.spike_store import SpikeStore
+from worker.suppress import SuppressionStage
 
 # Short Redis timeouts: a Redis outage must cost a batch a moment (fail open), not stall it.
 REDIS_TIMEOUT_SECONDS = 1.0
+# One immediate retry reconnects a pooled connection that Redis closed (a restart); redis-py's
+# default of ten retries with backoff would stall every batch of an outage for seconds.
+REDIS_RETRIES = 1
 
 
 @dataclass(slots=True)
@@ -38,24 +49,18 @@ class WorkerRuntime:
     topics: OutputTopics
 
     @classmethod
-    def create(cls, settings: Settings, send: SendFunction) -> WorkerRuntime:
+    def create(
+        cls, settings: Settings, send: SendFunction, *, clock: Callable[[], float] = time.time
+    ) -> WorkerRuntime:
         engine = make_engine(settings.database_url)
-        redis_client = redis.asyncio.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        )
-        pipeline = Pipeline(
-            limits=DecodeLimits.from_settings(settings),
-            project_configs=ProjectConfigCache(engine, redis_client),
-            issues=IssueAssigner(engine, cache_size=settings.issue_cache_size),
-            frames=StackFrameRecorder(engine, cache_size=settings.frame_cache_size),
-        )
+        redis_client = connect_redis(settings.redis_url)
+        sink = KafkaSink(send)
+        pipeline = build_pipeline(settings, engine, redis_client, sink, clock=clock)
         topics = OutputTopics(
             accepted=settings.topic_exception_events_accepted,
             dead_letter=settings.topic_exception_events_dlq,
         )
-        return cls(engine, redis_client, pipeline, KafkaSink(send), topics)
+        return cls(engine, redis_client, pipeline, sink, topics)
 
     async def handle(self, messages: Sequence[SourceMessage]) -> list[EventRecord]:
         """Process a batch and return once all its effects are durable: only then may its offsets
@@ -69,3 +74,42 @@ class WorkerRuntime:
     async def close(self) -> None:
         await self.redis.aclose()
         await self.engine.dispose()
+
+
+def connect_redis(url: str) -> redis.asyncio.Redis:
+    """A client that gives up on an unavailable Redis within about a second."""
+    return redis.asyncio.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), REDIS_RETRIES),
+    )
+
+
+def build_pipeline(
+    settings: Settings,
+    engine: AsyncEngine,
+    redis_client: redis.asyncio.Redis,
+    sink: KafkaSink,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Pipeline:
+    """Every stage of the pipeline, on one database, one Redis and one sink (for spikes)."""
+    redis_stage = RedisStage(
+        redis_client,
+        topic=settings.topic_exception_events,
+        bucket_size_seconds=settings.bucket_size_seconds,
+        history_buckets=settings.history_buckets,
+    )
+    return Pipeline(
+        limits=DecodeLimits.from_settings(settings),
+        project_configs=ProjectConfigCache(engine, redis_client),
+        issues=IssueAssigner(engine, cache_size=settings.issue_cache_size),
+        frames=StackFrameRecorder(engine, cache_size=settings.frame_cache_size),
+        suppression=SuppressionStage(DisabledRuleRecorder(engine)),
+        counting=CountAndLimitStage(redis_stage),
+        spikes=SpikeStage(
+            redis_client, SpikeStore(engine), sink, topic=settings.topic_spike_events
+        ),
+        clock=clock,
+    )

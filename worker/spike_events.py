@@ -61,6 +61,8 @@ class SpikeEmissions:
     published: list[SpikeEventMessage] = field(default_factory=list)
     # ``publish`` raised for these; their snooze was released so a later batch can retry.
     failed: list[SpikeEventMessage] = field(default_factory=list)
+    # Issues of candidates skipped because their snooze lock was already held.
+    snoozed: list[str] = field(default_factory=list)
 
 
 async def emit_spikes(
@@ -92,6 +94,7 @@ async def emit_spikes(
 
     for candidate in candidates:
         if candidate.issue_id not in snoozed_now:
+            emissions.snoozed.append(candidate.issue_id)
             continue
         issue = issues.get(candidate.issue_id) or SpikeIssue(candidate.issue_id, None, None)
         event = build_spike_event(project_id, issue, candidate, config, now)

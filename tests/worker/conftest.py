@@ -1,5 +1,5 @@
-"""Fixtures of the worker tests: fresh migrated databases with projects, Redis, and real worker
-processes that are always stopped after their test."""
+"""Fixtures of the worker tests: fresh migrated databases with projects, Redis, project ids of each
+test's own, and real worker processes that are always stopped after their test."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.db import make_engine
+from schemas.redis_keys import CONFIG_VERSIONS_KEY, project_tag
 from schemas.tables import Project
 from tests.support.databases import database_url, fresh_database
+from tests.worker.pipelines import new_project_ids
 from tests.worker.processes import Topics, WorkerProcess
 
 __all__ = ["database_url"]  # the fixture of tests.support.databases, for both database kinds
@@ -52,21 +54,44 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+async def forget_projects(redis_client: Redis, project_ids: list[int]) -> None:
+    """Remove every Redis key of the projects (counts, buckets, watermarks, snoozes, versions)."""
+    await redis_client.hdel(CONFIG_VERSIONS_KEY, *map(str, project_ids))
+    for project_id in project_ids:
+        keys = [key async for key in redis_client.scan_iter(match=f"{project_tag(project_id)}:*")]
+        if keys:
+            await redis_client.delete(*keys)
+
+
+@pytest.fixture
+async def project_ids(redis_client: Redis) -> AsyncIterator[list[int]]:
+    """Three project ids of this test alone; their Redis keys are removed afterwards."""
+    ids = new_project_ids(3)
+    yield ids
+    await forget_projects(redis_client, ids)
+
+
 @pytest.fixture
 def start_worker(
     tmp_path: pathlib.Path, kafka_bootstrap: str, redis_url: str
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start a worker process on a database and topics; every one is stopped after the test."""
+    """Start a worker process on a database and topics (and the shared Redis unless ``redis``
+    names another); every one is stopped after the test."""
     started: list[WorkerProcess] = []
 
     def start(
-        database_url: str, topics: Topics, consumer_group: str, entry_point: str = "faust"
+        database_url: str,
+        topics: Topics,
+        consumer_group: str,
+        entry_point: str = "faust",
+        *,
+        redis: str | None = None,
     ) -> WorkerProcess:
         worker = WorkerProcess(
             entry_point=entry_point,
             database_url=database_url,
             kafka_bootstrap=kafka_bootstrap,
-            redis_url=redis_url,
+            redis_url=redis or redis_url,
             topics=topics,
             consumer_group=consumer_group,
             workdir=tmp_path,

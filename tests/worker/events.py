@@ -4,6 +4,7 @@ per dead-letter reason that decode owns."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -19,6 +20,7 @@ def exception_event(
     value: str = "x is undefined",
     release: str | None = None,
     symbol_set_ref: str | None = None,
+    timestamp: str = "2026-11-26T06:00:00Z",
     **properties: Any,
 ) -> dict[str, Any]:
     frame: dict[str, Any] = {
@@ -48,11 +50,16 @@ def exception_event(
     return {
         "uuid": str(uuid.uuid4()),
         "project_id": project_id,
-        "timestamp": "2026-11-26T06:00:00Z",
+        "timestamp": timestamp,
         "event": "$exception",
         "distinct_id": "user-1",
         "properties": props,
     }
+
+
+def iso(epoch_seconds: float) -> str:
+    """An event timestamp, as the ingestion pipeline writes it."""
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 def encode(document: dict[str, Any]) -> bytes:

@@ -32,6 +32,22 @@ ENTRY_POINTS = {
 }
 
 
+OUTCOMES = (
+    "forwarded",
+    "suppressed",
+    "rate_limited_issue",
+    "rate_limited_project",
+    "dead_lettered",
+)
+
+
+def outcome_counts(samples: dict[str, float]) -> dict[str, float]:
+    """Events by outcome, from a worker's /metrics samples."""
+    return {
+        outcome: samples[f'spikewatch_events_total{{outcome="{outcome}"}}'] for outcome in OUTCOMES
+    }
+
+
 @dataclass(frozen=True)
 class Topics:
     exception_events: str
@@ -238,6 +254,10 @@ class WorkerProcess:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"no /metrics:\n{self.log_tail()}") from None
                 await asyncio.sleep(0.3)
+
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
 
     def kill(self) -> None:
         """Die at once, as in a crash: no shutdown, no final commit."""

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import REGISTRY
@@ -22,49 +20,11 @@ from schemas.redis_keys import CONFIG_VERSIONS_KEY
 from schemas.tables import Issue, Project
 from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event
-from worker.config import UNKNOWN_PROJECT_RECHECK_SECONDS, ProjectConfig, ProjectConfigCache
-from worker.decode import DecodeLimits
-from worker.frames import StackFrameRecorder
-from worker.issues import IssueAssigner
+from tests.worker.pipelines import FakeClock, build_pipeline, messages
+from worker.config import UNKNOWN_PROJECT_RECHECK_SECONDS, ProjectConfigCache
 from worker.outcomes import Outcome
-from worker.pipeline import Pipeline
-from worker.records import SourceMessage
 
 pytestmark = pytest.mark.redis
-
-LIMITS = DecodeLimits(max_message_bytes=1_000_000, max_exceptions=50, max_frames_per_exception=500)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def project_ids(redis_client: Redis) -> AsyncIterator[list[int]]:
-    """Project ids of this test alone: their config version fields are removed afterwards."""
-    base = 10**9 + uuid.uuid4().int % 10**9
-    ids = [base, base + 1, base + 2]
-    yield ids
-    await redis_client.hdel(CONFIG_VERSIONS_KEY, *map(str, ids))
-
-
-def build_pipeline(engine: AsyncEngine, redis_client: Redis, clock: FakeClock) -> Pipeline:
-    return Pipeline(
-        limits=LIMITS,
-        project_configs=ProjectConfigCache(engine, redis_client, clock=clock),
-        issues=IssueAssigner(engine, cache_size=100),
-        frames=StackFrameRecorder(engine, cache_size=100),
-    )
-
-
-def messages(*payloads: bytes) -> list[SourceMessage]:
-    return [
-        SourceMessage("in", 0, offset, None, payload) for offset, payload in enumerate(payloads)
-    ]
 
 
 async def test_every_event_of_a_batch_ends_in_exactly_one_outcome(
@@ -72,7 +32,7 @@ async def test_every_event_of_a_batch_ends_in_exactly_one_outcome(
 ) -> None:
     known, missing, _ = project_ids
     await add_projects(engine, known)
-    pipeline = build_pipeline(engine, redis_client, FakeClock())
+    pipeline = build_pipeline(engine, redis_client)
 
     records = await pipeline.process(
         messages(
@@ -102,7 +62,7 @@ async def test_an_event_that_breaks_a_stage_is_dead_lettered_alone(
 ) -> None:
     surviving, vanishing, _ = project_ids
     await add_projects(engine, surviving, vanishing)
-    pipeline = build_pipeline(engine, redis_client, FakeClock())
+    pipeline = build_pipeline(engine, redis_client)
     await pipeline.process(messages(encode(exception_event(vanishing))))
     # Deleted behind the worker's back (no config version bump): its cached config says it
     # exists, so creating its new issue violates the foreign key.
@@ -141,7 +101,7 @@ async def test_a_project_created_after_its_first_events_is_known_within_a_second
     assert await configs.configs_for([late]) == {}  # not looked up again so soon
 
     clock.now += UNKNOWN_PROJECT_RECHECK_SECONDS / 2
-    assert await configs.configs_for([late]) == {late: ProjectConfig(project_id=late)}
+    assert list(await configs.configs_for([late])) == [late]
 
 
 async def test_a_config_version_bump_reloads_only_that_project(
@@ -194,7 +154,7 @@ async def test_a_database_that_is_not_ready_is_waited_for_instead_of_losing_even
     url = f"sqlite+aiosqlite:///{tmp_path / 'late.db'}"
     engine = make_engine(url)
     try:
-        pipeline = build_pipeline(engine, redis_client, FakeClock())
+        pipeline = build_pipeline(engine, redis_client)
         processing = asyncio.create_task(pipeline.process(messages(encode(exception_event(known)))))
         await asyncio.sleep(1.0)
         assert not processing.done()

@@ -26,10 +26,12 @@ from schemas.tables import Issue, IssueFingerprint, Release, StackFrame, SymbolS
 from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event, poison_messages
 from tests.worker.processes import (
+    OUTCOMES,
     Topics,
     committed_offsets,
     create_topics,
     delete_topics,
+    outcome_counts,
     produce,
     read_topic,
     wait_for,
@@ -39,20 +41,7 @@ from worker.frames import frame_raw_id
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.timeout(120)]
 
 PROJECT_A, PROJECT_B, MISSING_PROJECT = 101, 202, 909
-OUTCOMES = (
-    "forwarded",
-    "suppressed",
-    "rate_limited_issue",
-    "rate_limited_project",
-    "dead_lettered",
-)
 DELIVERY_TIMEOUT_SECONDS = 60
-
-
-def outcome_counts(samples: dict[str, float]) -> dict[str, float]:
-    return {
-        outcome: samples[f'spikewatch_events_total{{outcome="{outcome}"}}'] for outcome in OUTCOMES
-    }
 
 
 def payload_bytes(letter: DeadLetter) -> bytes:

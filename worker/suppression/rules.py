@@ -74,6 +74,10 @@ class RuleSet:
     def compile_failures(self) -> list[RuleFailure]:
         return list(self._compile_failures)
 
+    def __len__(self) -> int:
+        """The number of rules still enabled."""
+        return len(self._rules)
+
     @property
     def rule_ids(self) -> list[uuid.UUID]:
         """The rules still enabled, in the order they are evaluated."""

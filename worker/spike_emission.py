@@ -1,0 +1,78 @@
+"""The spike stage: each issue a batch counted is judged by its project's spike rule, and each one
+that spikes, unless snoozed, is stored (``spike_store``) and then published to the spike topic
+keyed by its issue id, with the broker's acknowledgement awaited.
+
+A spike that cannot be decided or published is logged and decided again by a later batch of its
+issue (its snooze lock is released); it never holds back or loses the batch's events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import msgspec
+from redis.asyncio import Redis
+
+from schemas.events import SpikeEventMessage
+from worker import metrics
+from worker.counting import ProjectCounts
+from worker.project_config import ProjectConfig
+from worker.sinks import KafkaSink, OutgoingMessage
+from worker.spike_events import emit_spikes
+from worker.spike_rule import find_spike_candidates
+from worker.spike_store import SpikeStore
+
+log = logging.getLogger(__name__)
+
+
+class SpikeStage:
+    def __init__(self, redis: Redis, store: SpikeStore, sink: KafkaSink, *, topic: str) -> None:
+        self._redis = redis
+        self._store = store
+        self._sink = sink
+        self._topic = topic
+
+    async def decide_and_emit(
+        self,
+        counts: Mapping[int, ProjectCounts],
+        configs: Mapping[int, ProjectConfig],
+        now: float,
+    ) -> list[SpikeEventMessage]:
+        """Emit the spikes of the batch's counts at ``now`` (epoch seconds); return them."""
+        candidates = {
+            project_id: spiking
+            for project_id, project_counts in counts.items()
+            if (spiking := find_spike_candidates(project_counts, configs[project_id].spike))
+        }
+        if not candidates:
+            return []
+        try:
+            issues = await self._store.issues(
+                {c.issue_id for spiking in candidates.values() for c in spiking}
+            )
+        # Nothing is snoozed yet, so the next batch that counts these issues decides again.
+        except Exception:
+            log.exception("could not read the issues of %d spiking projects", len(candidates))
+            return []
+        published: list[SpikeEventMessage] = []
+        for project_id, spiking in candidates.items():
+            emissions = await emit_spikes(
+                self._redis,
+                project_id,
+                spiking,
+                issues,
+                configs[project_id].spike,
+                now,
+                self._publish,
+            )
+            published += emissions.published
+            metrics.SPIKES_SNOOZED.inc(len(emissions.snoozed))
+        return published
+
+    async def _publish(self, spike: SpikeEventMessage) -> None:
+        # Stored first: whoever hears of the spike on the topic can read it back from the API.
+        await self._store.save(spike)
+        value = msgspec.json.encode(spike)
+        await self._sink.deliver([OutgoingMessage(self._topic, spike.issue.id.encode(), value)])
+        metrics.SPIKES_EMITTED.inc()
