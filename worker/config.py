@@ -2,8 +2,8 @@
 
 A project's entry is reloaded when its version in Redis (bumped by the API after each committed
 write) changes; versions are read once per batch. Every entry is also reloaded after
-``CONFIG_RECHECK_SECONDS``, so a bump that never reached Redis heals by itself. Without Redis the
-cache is kept as it is (fail open). Never writes configuration: the API owns it.
+``CONFIG_RECHECK_SECONDS``, so a bump that never reached Redis heals by itself. Without Redis only
+that recheck reloads (fail open). Never writes configuration: the API owns it.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ def register(cli: typer.Typer) -> None:
     def worker(
         loglevel: str = typer.Option("info", "--loglevel", "-l", help="Log level of the worker."),
     ) -> None:
-        """Consume exception events: group them into issues, record frames, forward, dead-letter."""
+        """Consume exception events: issues, frames, suppression, limits, forwarding, spikes."""
         # Imported here: building the Faust app reads the settings and loads Faust, which
         # `spikewatch --help` and the other commands have no use for.
         import faust

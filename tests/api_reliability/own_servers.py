@@ -129,8 +129,18 @@ class OwnRedis:
                 time.sleep(0.05)
         raise AssertionError(f"redis-server did not listen on port {self.port}")
 
+    def freeze(self) -> None:
+        """Stop the server dead (SIGSTOP): connections stay open and nothing ever replies."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._process is not None:
+            self.thaw()
             self._process.terminate()
             self._process.wait(timeout=10)
             self._process = None
