@@ -1,5 +1,5 @@
-"""Runs the API in a child process (uvicorn, a free loopback port), so that load and fault tests
-talk to it over real sockets from another process, as clients do.
+"""Runs the API in a child process (uvicorn on a loopback socket made here), so that load and
+fault tests talk to it over real sockets from another process, as clients do.
 
 It only starts and stops that child; the database and Redis are the caller's, passed through the
 child's environment. It never binds anything but 127.0.0.1.
@@ -22,9 +22,12 @@ from dataclasses import dataclass
 
 import httpx
 
+from api.server import KEEP_ALIVE_TIMEOUT_SECONDS
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
+LISTEN_BACKLOG = 2048
 _LOG_TAIL_CHARS = 4000
 
 
@@ -36,6 +39,17 @@ class ApiProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def _listening_socket() -> socket.socket:
+    """The API's listening socket, made here and handed to uvicorn (``--fd``) with TCP_NODELAY,
+    which its connections inherit. uvicorn's own socket for ``--workers`` lacks it, and then each
+    answer on a kept-alive connection waits about 40 ms for the client's delayed ACK."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(LISTEN_BACKLOG)
+    return listener
 
 
 def free_loopback_port() -> int:
@@ -57,7 +71,8 @@ def running_api(
     """The API on ``database_url`` and ``redis_url``, served until the block ends; its output
     (uvicorn's, and the app's with ``log_config``, a ``logging.config`` JSON file) is kept in
     ``log_path`` meanwhile."""
-    port = free_loopback_port()
+    listener = _listening_socket()
+    port = listener.getsockname()[1]
     log_dir = pathlib.Path(tempfile.mkdtemp(prefix="spikewatch-api-"))
     log_path = log_dir / "uvicorn.log"
     command = [
@@ -66,19 +81,19 @@ def running_api(
         "uvicorn",
         "api.main:create_app",
         "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
+        "--fd",
+        str(listener.fileno()),
         "--workers",
         str(workers),
         "--log-level",
         log_level,
+        "--timeout-keep-alive",
+        str(KEEP_ALIVE_TIMEOUT_SECONDS),
         "--access-log" if access_log else "--no-access-log",
         *(["--log-config", str(log_config)] if log_config is not None else []),
     ]
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
-    with log_path.open("wb") as log:
+    with listener, log_path.open("wb") as log:
         # A session of its own, so that stopping it also stops the workers uvicorn forked.
         process = subprocess.Popen(
             command,
@@ -87,6 +102,7 @@ def running_api(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=[listener.fileno()],
         )
     api = ApiProcess(base_url=f"http://127.0.0.1:{port}", pid=process.pid, log_path=log_path)
     try:

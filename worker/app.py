@@ -102,7 +102,9 @@ def _source_message(message: faust.types.Message) -> SourceMessage:
         partition=message.partition,
         offset=message.offset,
         key=message.key,
-        value=message.value,
+        # A null value (a tombstone) would crash decode and the DLQ alike, batch after batch;
+        # as an empty message it is dead-lettered like any other invalid input.
+        value=message.value if message.value is not None else b"",
     )
 
 

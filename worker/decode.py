@@ -136,15 +136,20 @@ def _parse_json(payload: bytes) -> Any:
 
 
 def _nesting_exceeds(document: dict[str, Any], limit: int) -> bool:
-    pending: list[tuple[dict[str, Any] | list[Any], int]] = [(document, 1)]
-    while pending:
-        node, depth = pending.pop()
-        if depth > limit:
-            return True
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, dict | list):
-                pending.append((child, depth + 1))
-    return False
+    # Level by level, one comprehension per level: every value of every container is looked at,
+    # so this runs on the hot path for each event and must stay in C as much as it can. The
+    # parser only ever builds exact dicts and lists, hence ``type() is`` rather than isinstance.
+    level: list[Any] = [document]
+    for _ in range(limit):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if type(node) is dict else node)
+            if type(child) is dict or type(child) is list
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _convert(value: Any, model: type[T], path_prefix: str) -> T:
@@ -179,12 +184,13 @@ def _parse_timestamp(value: str) -> datetime:
         if _TIMESTAMP.match(value) is None:
             raise ValueError("not an ISO 8601 date-time")
         parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
+        # The ingestion pipeline writes UTC: a timestamp without an offset is taken as UTC.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    # OverflowError: an offset that moves year 1 or 9999 out of the calendar, in UTC.
+    except (ValueError, OverflowError) as exc:
         raise _Invalid(
             DeadLetterReason.INVALID_TIMESTAMP, f"timestamp {value[:100]!r}: {exc}"
         ) from None
-    # The ingestion pipeline writes UTC: a timestamp without an offset is taken as UTC.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _check_exception_list_bounds(exception_list: Any, limits: DecodeLimits) -> None:

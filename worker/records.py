@@ -86,6 +86,14 @@ class EventRecord:
         self.finish(Outcome.DEAD_LETTERED)
         self.dead_letter = DeadLetterNote(reason, error)
 
+    def unforward(self, reason: DeadLetterReason, error: str) -> None:
+        """Dead-letter a forwarded event whose accepted message cannot be written: the sink's
+        last word, and the only change of an outcome once set."""
+        if self.outcome is not Outcome.FORWARDED:
+            raise ValueError(f"only a forwarded record can be unforwarded, not {self.outcome}")
+        self.outcome = None
+        self.reject(reason, error)
+
 
 def in_flight(batch: Sequence[EventRecord]) -> list[EventRecord]:
     """The records no stage has finished yet, in batch order."""

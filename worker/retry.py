@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# SQLSTATE classes caused by the values written: data exception (a NUL byte, an integer out of
+# range), integrity constraint violation, program limit exceeded (an index row too large).
+EVENT_DATA_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -43,9 +47,14 @@ def is_infrastructure_failure(exc: BaseException) -> bool:
     if isinstance(exc, ProducerSendError):
         return exc.__cause__ is not None and is_infrastructure_failure(exc.__cause__)
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        # Only these two are about the rows being written; anything else the database says is
-        # about the database, and retrying it never loses an event.
-        return not isinstance(exc, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.DataError)
+        # Only these are about the rows being written; anything else the database says is about
+        # the database, and retrying it never loses an event. The asyncpg dialect raises a bare
+        # DBAPIError for most server errors, so its SQLSTATE class decides: retrying a NUL byte
+        # or an oversized index row would wedge the partition behind one hostile event.
+        if isinstance(exc, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.DataError):
+            return False
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        return sqlstate[:2] not in EVENT_DATA_SQLSTATE_CLASSES
     return isinstance(
         exc,
         OSError  # includes ConnectionError and TimeoutError

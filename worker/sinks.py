@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from schemas.events import DeadLetter
+from schemas.events import DeadLetter, DeadLetterReason
 from worker.outcomes import Outcome
 from worker.records import EventRecord
 from worker.retry import Backoff, retry_infrastructure
@@ -25,6 +25,10 @@ FINGERPRINT_PROPERTY = "$exception_fingerprint"
 # A DLQ record must fit the broker's default message limit (~1 MiB) whatever the poison looked like;
 # text can grow up to 6x when JSON-escaped, so the limit applies to the encoded payload.
 DEAD_LETTER_PAYLOAD_MAX_CHARS = 900_000
+# The producer refuses a message over its max request size (1 MiB, worker/app.py), and a forwarded
+# event can outgrow its input (1e9 is written back as 1000000000.0): one that would not fit is
+# dead-lettered rather than failing its batch on every redelivery. The margin is Kafka's framing.
+ACCEPTED_EVENT_MAX_BYTES = 1_048_576 - 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +52,17 @@ def output_messages(records: Sequence[EventRecord], topics: OutputTopics) -> lis
     messages = []
     for record in records:
         if record.outcome is Outcome.FORWARDED:
-            key = str(record.project_id).encode()
-            messages.append(OutgoingMessage(topics.accepted, key, accepted_event(record)))
-        elif record.outcome is Outcome.DEAD_LETTERED:
+            value = accepted_event(record)
+            if len(value) <= ACCEPTED_EVENT_MAX_BYTES:
+                key = str(record.project_id).encode()
+                messages.append(OutgoingMessage(topics.accepted, key, value))
+                continue
+            record.unforward(
+                DeadLetterReason.MESSAGE_TOO_LARGE,
+                f"the accepted event would be {len(value)} bytes; "
+                f"the limit is {ACCEPTED_EVENT_MAX_BYTES}",
+            )
+        if record.outcome is Outcome.DEAD_LETTERED:
             value = msgspec.json.encode(dead_letter(record))
             messages.append(OutgoingMessage(topics.dead_letter, None, value))
     return messages

@@ -1,6 +1,6 @@
 """Fixtures of the API reliability tests: the API tests' fixtures (fresh databases, the app
-in-process or under uvicorn, two projects with keys) plus throwaway PostgreSQL and Redis servers
-of our own, which these tests stop and start; the shared services are never touched.
+in-process, two projects with keys), the API under uvicorn in a child process, and PostgreSQL and
+Redis servers of our own, which these tests stop and start; the shared services are never touched.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from tests.api.conftest import (  # noqa: F401  (fixtures used by the tests of t
     api_settings,
     client,
     globex,
-    live_server,
     sessionmaker,
 )
 from tests.api_reliability.own_servers import OwnPostgres, OwnRedis

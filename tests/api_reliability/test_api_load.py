@@ -6,6 +6,11 @@ and nothing doubled under concurrency. Speed is measured by the full run, never 
 
 from __future__ import annotations
 
+import asyncio
+import http.client
+import time
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
 
@@ -16,11 +21,12 @@ from loadtest.api_load import (
     require_loopback,
     run_load,
 )
-from loadtest.api_server import running_api
+from loadtest.api_server import ApiProcess, running_api
 
 CLIENTS = 20
 DURATION_SECONDS = 5.0
 PROJECTS = 3
+HTTPX_KEEPALIVE_EXPIRY_SECONDS = 5.0
 
 
 async def _held(http: httpx.AsyncClient, project: ProjectKeys) -> tuple[int, int]:
@@ -64,3 +70,30 @@ def test_the_load_generator_refuses_any_target_but_loopback() -> None:
         require_loopback("http://10.0.0.1:8000")
     with pytest.raises(ValueError, match="only targets loopback"):
         require_loopback("https://api.example.com")
+
+
+def _two_requests_on_one_connection(base_url: str, idle_seconds: float) -> tuple[int, int]:
+    address = urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port)
+    try:
+        connection.request("GET", "/_health")
+        first = connection.getresponse()
+        first.read()
+        time.sleep(idle_seconds)
+        connection.request("GET", "/_health")
+        return first.status, connection.getresponse().status
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_idle_connection_is_kept_open_longer_than_clients_keep_theirs(
+    api_process: ApiProcess,
+) -> None:
+    """Otherwise a client reusing a connection just as the server closes it loses a request
+    (uvicorn's default keep-alive of 5 s equals httpx's, and the load run saw that race)."""
+    statuses = await asyncio.to_thread(
+        _two_requests_on_one_connection, api_process.base_url, HTTPX_KEEPALIVE_EXPIRY_SECONDS + 1
+    )
+
+    assert statuses == (200, 200)

@@ -122,6 +122,26 @@ async def test_backtracking_bombs_are_accepted_because_they_run_in_linear_time_o
     assert max(match_seconds) < MAX_ANSWER_SECONDS
 
 
+async def test_a_costly_rule_is_refused_naming_the_regex_that_went_over_the_budget(
+    client: httpx.AsyncClient, acme: ProjectAccess
+) -> None:
+    patterns = [rf"\w{{100}}{index}" for index in range(100)]
+    sizes = [compile_regex(pattern).programsize for pattern in patterns]
+    over = next(
+        index
+        for index in range(len(sizes))
+        if sum(sizes[: index + 1]) > MAX_RULE_REGEX_INSTRUCTIONS
+    )
+    within = patterns[:over]
+
+    refused, _ = await _create_rule(client, acme, json.dumps(_regex_filter(*patterns)))
+    accepted, _ = await _create_rule(client, acme, json.dumps(_regex_filter(*within)))
+
+    assert (refused.status_code, refused.json()["attr"]) == (400, f"filters.values.0.value.{over}")
+    assert accepted.status_code == 201
+    assert accepted.json()["filters"]["values"][0]["value"] == within
+
+
 def _body_operations(document: dict[str, Any], project_id: int) -> list[tuple[str, str]]:
     """(method, path) of every operation that reads a body, with an id that names no object."""
     return [

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from loadtest.api_server import ApiProcess
 from tests.api.conftest import ProjectAccess
 
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 20
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 

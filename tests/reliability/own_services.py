@@ -1,0 +1,259 @@
+"""Servers a reliability test owns and may crash: a Kafka broker, a PostgreSQL cluster and a Redis
+that keeps its data, each on free loopback ports in a temporary directory.
+
+The shared services (Kafka 19092, Redis 16379, PostgreSQL 15432) are used by everyone's tests;
+nothing here ever signals a process it did not start itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import pathlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from tests.worker.processes import REPO_ROOT, free_port
+
+KAFKA_FILES = REPO_ROOT / "scripts" / "kafka"
+PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
+READY_TIMEOUT_SECONDS = 90
+# Room for a 10 MB hostile message and its produce request (the broker default is ~1 MB).
+KAFKA_MESSAGE_MAX_BYTES = 12_000_000
+
+
+def kafka_libs() -> pathlib.Path:
+    """The jars ``scripts/services.sh`` downloaded (a directory holding ``.complete``)."""
+    for libs in sorted((REPO_ROOT / ".cache").glob("kafka-*/libs"), reverse=True):
+        if (libs / ".complete").exists():
+            return libs
+    raise AssertionError("no Kafka jars under .cache/; run `bash scripts/services.sh up` first")
+
+
+def _stop_process(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+class OwnKafkaBroker:
+    """A single-node KRaft broker configured like the shared one (``scripts/kafka``), except for
+    its ports, its data directory and a message size limit raised to 12 MB."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.controller_port = free_port()
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="spikewatch-kafka-"))
+        self.log_path = self.root / "broker.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._properties = self.root / "server.properties"
+        template = (KAFKA_FILES / "server.properties").read_text()
+        self._properties.write_text(
+            template.replace("@KAFKA_PORT@", str(self.port))
+            .replace("@KAFKA_CONTROLLER_PORT@", str(self.controller_port))
+            .replace("@KAFKA_DATA_DIR@", str(self.root / "data"))
+            + f"message.max.bytes={KAFKA_MESSAGE_MAX_BYTES}\n"
+            + f"replica.fetch.max.bytes={KAFKA_MESSAGE_MAX_BYTES}\n"
+        )
+        # What `StorageTool random-uuid` prints, without a JVM start to print it.
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        subprocess.run(
+            [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id]
+            + ["-c", str(self._properties)],
+            check=True,
+            capture_output=True,
+            timeout=READY_TIMEOUT_SECONDS,
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @staticmethod
+    def _java(*options: str) -> list[str]:
+        return ["java", *options, "-cp", f"{kafka_libs()}/*"]
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            [
+                *self._java(
+                    "-Xms256m",
+                    "-Xmx256m",
+                    "-XX:+UseG1GC",
+                    "-Djava.awt.headless=true",
+                    f"-Dlog4j2.configurationFile={KAFKA_FILES / 'log4j2.properties'}",
+                ),
+                "kafka.Kafka",
+                str(self._properties),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C aimed at pytest must not reach the broker half-way.
+            start_new_session=True,
+        )
+        log.close()
+
+    async def wait_ready(self) -> None:
+        """Until the broker answers a metadata request (the port alone opens earlier)."""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while True:
+            if self._process is None or self._process.poll() is not None:
+                raise AssertionError(f"own Kafka broker exited:\n{self.log_tail()}")
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+            try:
+                await admin.start()
+                await admin.list_topics()
+                return
+            except (KafkaError, OSError):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"own Kafka never ready:\n{self.log_tail()}") from None
+                await asyncio.sleep(0.5)
+            finally:
+                await admin.close()
+
+    def crash(self) -> None:
+        """``kill -9``: no controlled shutdown, logs recovered on the next start."""
+        if self._process is not None:
+            _stop_process(self._process, signal.SIGKILL)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            _stop_process(self._process, signal.SIGTERM)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _as_postgres(*command: str) -> None:
+    # cwd=/: the postgres user may not be allowed into the caller's working directory.
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", *command],
+        check=True,
+        capture_output=True,
+        cwd="/",
+        timeout=READY_TIMEOUT_SECONDS,
+    )
+
+
+class OwnPostgresCluster:
+    """A throwaway cluster run by pg_ctl as the ``postgres`` user (it refuses to run as root),
+    trust authentication on 127.0.0.1 only, fsync off: it only ever holds test data."""
+
+    USER = "spikewatch"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="spikewatch-pg-"))
+        self.data = self.root / "data"
+        shutil.chown(self.root, "postgres", "postgres")
+        _as_postgres(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+asyncpg://{self.USER}@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off"
+        )
+        _as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            *("-D", str(self.data), "-l", str(self.root / "postgres.log")),
+            *("-o", options, "-w", "start"),
+        )
+
+    def crash(self) -> None:
+        """An immediate shutdown: every session is cut off without a goodbye, and the next start
+        recovers from the WAL, as after a crash."""
+        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.crash()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PersistentRedis:
+    """A redis-server that writes every command to its append-only file before answering, so a
+    restart, even after ``kill -9``, comes back with all it had (as a production Redis with AOF)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="spikewatch-redis-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is needed on PATH"
+        self._process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root)]
+            + ["--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+            stdout=subprocess.DEVNULL,
+        )
+
+    async def wait_ready(self) -> None:
+        client = Redis(port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        try:
+            while True:
+                try:
+                    await client.ping()
+                    return
+                except RedisError:
+                    if time.monotonic() > deadline:
+                        raise AssertionError("own redis-server never answered") from None
+                    await asyncio.sleep(0.05)
+        finally:
+            await client.aclose()
+
+    def crash(self) -> None:
+        if self._process is not None:
+            _stop_process(self._process, signal.SIGKILL)
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers, as with a hung host."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
+    def remove(self) -> None:
+        if self._process is not None:
+            self.thaw()
+            _stop_process(self._process, signal.SIGTERM)
+        shutil.rmtree(self.root, ignore_errors=True)
