@@ -46,6 +46,11 @@ GROUP_TYPES = frozenset({"AND", "OR"})
 MAX_NESTING_DEPTH = 20
 MAX_FILTER_COUNT = 1000
 MAX_REGEX_BYTES = 10_000
+# RE2 runs in time linear in the text, but the factor grows with the compiled program: ``\\w{999}``
+# written 80 times is a 560-byte pattern that takes about a minute over a 100 kB value. So a rule's
+# regexes together may compile to at most this many RE2 instructions (about 25 ms over 100 kB of
+# adversarial text for the costliest shapes; an alternation of hundreds of words stays far below).
+MAX_RULE_REGEX_INSTRUCTIONS = 5_000
 
 
 class FilterValidationError(ValueError):
@@ -84,6 +89,7 @@ def is_group(node: dict[str, Any]) -> bool:
 class _Validator:
     def __init__(self) -> None:
         self.count = 0
+        self.regex_instructions = 0
 
     def node(self, node: object, attr: str, depth: int) -> dict[str, Any]:
         if not isinstance(node, dict):
@@ -129,7 +135,21 @@ class _Validator:
             )
         if operator not in VALUELESS_OPERATORS:
             _check_operands(operator, prop.get("value"), f"{attr}.value")
+        if operator in REGEX_OPERATORS:
+            self._charge_regex_cost(prop["value"], f"{attr}.value")
         return {**prop, "key": key, "type": filter_type, "operator": operator}
+
+    def _charge_regex_cost(self, value: object, attr: str) -> None:
+        listed = isinstance(value, list)
+        for index, operand in enumerate(operand_list(value)):
+            self.regex_instructions += compile_regex(filter_text(operand)).programsize
+            if self.regex_instructions > MAX_RULE_REGEX_INSTRUCTIONS:
+                raise FilterValidationError(
+                    f"the rule's regexes compile to more than {MAX_RULE_REGEX_INSTRUCTIONS} RE2 "
+                    "instructions; simplify them (large counted repetitions such as \\w{999} "
+                    "are the usual cause)",
+                    f"{attr}.{index}" if listed else attr,
+                )
 
     def _count(self, attr: str) -> None:
         self.count += 1

@@ -1,7 +1,7 @@
 """Suppression rules: list (by ``order_key``), create, retrieve, update and delete.
 
 Filters are checked by the grammar the worker compiles (``schemas.property_filters``), so a rule
-the API accepts is a rule the worker can run, and their regexes by their cost (``api.regex_cost``).
+the API accepts is a rule the worker can run, regexes bounded in cost included.
 Every committed write bumps the config version.
 """
 
@@ -20,7 +20,6 @@ from api.config_versions import bump_config_version
 from api.deps import ReadableProject, RedisClient, Session, WritableProject
 from api.errors import error_responses, invalid, not_found
 from api.pagination import Page, Pagination, paginate
-from api.regex_cost import RegexTooCostly, check_regex_cost
 from api.request_bodies import RequestModel, omittable
 from api.routing import ApiRouter
 from schemas.property_filters import FilterValidationError, validate_filters
@@ -172,10 +171,6 @@ def _checked_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
         checked = validate_filters(filters)
     except FilterValidationError as exc:
         raise invalid(exc.message, exc.attr) from exc
-    try:
-        check_regex_cost(checked)
-    except RegexTooCostly as exc:
-        raise invalid(str(exc), exc.attr) from exc
     return checked
 
 

@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.regex_cost import MAX_RULE_REGEX_INSTRUCTIONS
 from loadtest.api_server import ApiProcess
-from schemas.property_filters import compile_regex
+from schemas.property_filters import MAX_RULE_REGEX_INSTRUCTIONS, compile_regex
 from tests.api.conftest import ProjectAccess
 from tests.api_reliability.raw_http import chunked, raw_request
 

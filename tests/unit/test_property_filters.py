@@ -14,6 +14,7 @@ from schemas.property_filters import (
     MAX_FILTER_COUNT,
     MAX_NESTING_DEPTH,
     MAX_REGEX_BYTES,
+    MAX_RULE_REGEX_INSTRUCTIONS,
     OPERATORS,
     FilterValidationError,
     VersionRange,
@@ -149,8 +150,9 @@ def test_more_filters_and_groups_than_the_limit_are_rejected() -> None:
     assert message == "more than 1000 filters and groups in one rule"
 
 
-def test_regex_at_the_size_limit_is_accepted() -> None:
-    filters = group(prop("regex", "a" * MAX_REGEX_BYTES))
+def test_regex_at_the_size_limit_is_accepted_when_its_program_is_small() -> None:
+    # A character class of repeated letters is 10 kB of pattern but a tiny RE2 program.
+    filters = group(prop("regex", "[" + "a" * (MAX_REGEX_BYTES - 2) + "]"))
     assert validate_filters(filters) == filters
 
 
@@ -378,3 +380,22 @@ def test_any_operand_is_either_accepted_or_rejected_with_a_validation_error(
         validate_filters(group(prop(operator, value)))
     except FilterValidationError as exc:
         assert exc.attr.startswith("filters.values.0.value")
+
+
+def test_a_rule_whose_regexes_compile_to_a_huge_program_is_refused_even_when_short() -> None:
+    short_but_costly = {
+        "type": "AND",
+        "values": [{"key": "$exception_values", "operator": "regex", "value": r"\w{999}" * 80}],
+    }
+    with pytest.raises(FilterValidationError) as raised:
+        validate_filters(short_but_costly)
+    assert raised.value.attr == "filters.values.0.value"
+    assert f"more than {MAX_RULE_REGEX_INSTRUCTIONS} RE2 instructions" in raised.value.message
+
+
+def test_the_regex_budget_is_shared_by_every_regex_of_a_rule() -> None:
+    one = {"key": "$exception_values", "operator": "regex", "value": r"\w{100}"}
+    assert validate_filters({"type": "AND", "values": [one]}) is not None
+    with pytest.raises(FilterValidationError) as raised:
+        validate_filters({"type": "OR", "values": [one] * 100})
+    assert "RE2 instructions" in raised.value.message
