@@ -7,11 +7,13 @@ Prometheus ``/metrics`` on the worker's web port.
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
 import faust
 import mode
+import mode.loop
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
@@ -24,10 +26,24 @@ from worker.sinks import OutgoingMessage
 
 log = logging.getLogger(__name__)
 
+# uvloop runs the event loop and its sockets in C: Faust's per-message scheduling (a task and a
+# wait for every consumed message) costs about a third less. Set before any loop exists, so both
+# `faust -A worker.app worker` and `spikewatch worker` run on it.
+mode.loop.use("uvloop")
+
 settings = get_settings()
 
 # aiokafka's own default: above our 1 MB input limit plus enrichment, within the broker's default.
 PRODUCER_MAX_REQUEST_BYTES = 1_048_576
+# A forwarded event is a few KB, so aiokafka's 16 KB default batch holds two; with one batch per
+# partition in a request and one request in flight per broker, a batch of 1,000 events would
+# wait for hundreds of round trips. Batches up to the broker's default message limit make it a
+# handful.
+PRODUCER_MAX_BATCH_BYTES = 1_048_576
+# The pipeline allocates hundreds of containers per event and frees them by reference count; at
+# the default threshold (700 allocations) the cycle collector would walk every live batch many
+# times over, for garbage that is rarely there.
+GC_YOUNG_GENERATION_THRESHOLD = 50_000
 CONSUMER_LAG_REFRESH_SECONDS = 5.0
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 # Partitions of a topic the worker finds missing and creates (a deployment normally provisions
@@ -50,6 +66,7 @@ app = faust.App(
     # during an outage is never: the batch is left unacked instead and redelivered (at least once).
     stream_wait_empty=False,
     producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
+    producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
     # The leader topic only serves Faust's table assignment; the worker has no tables.
     topic_disable_leader=True,
 )
@@ -71,6 +88,7 @@ _next_offsets: dict[TP, int] = {}
 @app.agent(exception_events, concurrency=1)
 async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
     runtime = WorkerRuntime.create(settings, send=_produce)
+    _tune_garbage_collector()
     try:
         # Not take(): it acks a batch when its generator closes, even if the body raised or was
         # cancelled mid-batch. Here an event is acked only once its effects are durable.
@@ -83,6 +101,13 @@ async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
                 _next_offsets[event.message.tp] = event.message.offset + 1
     finally:
         await runtime.close()
+
+
+def _tune_garbage_collector() -> None:
+    # What start-up built lives as long as the process: keep the cycle collector off it for good.
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_GENERATION_THRESHOLD, older, oldest)
 
 
 @app.task

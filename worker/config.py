@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 # unknown id costing a query: each unknown id is looked up again at most this often.
 UNKNOWN_PROJECT_RECHECK_SECONDS = 1.0
 MAX_REMEMBERED_UNKNOWN_PROJECTS = 10_000
+# What the projects.id column holds (32 bits): another id is unknown without asking, where asking
+# would fail the event (PostgreSQL refuses to compare, SQLite to bind, an id out of range).
+PROJECT_IDS = range(-(2**31), 2**31)
 REDIS_DOWN_LOG_INTERVAL_SECONDS = 30.0
 # The API answers 503 config_not_propagated when its version bump failed (Redis down): the change
 # is committed but no worker was told. Reloading every project this often bounds how long it lasts.
@@ -86,7 +89,9 @@ class ProjectConfigCache:
         to_load = [
             project_id
             for project_id in set(project_ids)
-            if project_id not in self._configs and not self._recently_unknown(project_id, now)
+            if project_id not in self._configs
+            and PROJECT_IDS.start <= project_id < PROJECT_IDS.stop
+            and not self._recently_unknown(project_id, now)
         ]
         if to_load:
             loaded = await retry_infrastructure(

@@ -1,7 +1,8 @@
 """Group an exception event into its issue fingerprint (ARCHITECTURE.md, "Fingerprint").
 
 Pure functions of the exception list and the client's manual fingerprint only, so every worker and
-every replay computes the same fingerprint for the same event. Never does I/O.
+every replay computes the same fingerprint for the same event; computed ones are remembered by
+stack digest, since an issue's events repeat its stack. Never does I/O.
 """
 
 from __future__ import annotations
@@ -13,20 +14,49 @@ from typing import Any
 import msgspec
 
 from schemas.events import ExceptionEntry, Frame
+from worker.lru import LruCache
 from worker.records import EventRecord, in_flight
 
 # The issue fingerprint column is String(64): a SHA-256 hex digest fills it exactly.
 FINGERPRINT_MAX_LENGTH = 64
 # Bump when the grouping rules change: old and new fingerprints then never collide by accident.
 _GROUPING_VERSION = "1"
+# 128 bits: two different stacks sharing a digest is not a case worth a thought.
+STACK_DIGEST_BYTES = 16
+# Computing a fingerprint hashes every grouping frame of the event; the recent stacks' results
+# are kept instead (about 300 bytes each).
+REMEMBERED_FINGERPRINTS = 20_000
+
+# Everything computed_fingerprint reads: the stack digest (every frame) and, per exception, its
+# type and the message it reads only when no frame is resolved.
+_StackKey = tuple[bytes, tuple[tuple[str, str | None], ...]]
+_remembered: LruCache[_StackKey, str] = LruCache(REMEMBERED_FINGERPRINTS)
+_encoder = msgspec.json.Encoder()
 
 
 def fingerprint_batch(batch: Sequence[EventRecord]) -> Sequence[EventRecord]:
+    """Set ``stack_digest`` and ``fingerprint`` on every in-flight record."""
     for record in in_flight(batch):
-        record.fingerprint = fingerprint_event(
-            record.exceptions, record.known_properties.exception_fingerprint
-        )
+        exceptions = record.exceptions
+        digest = stack_digest(exceptions)
+        record.stack_digest = digest
+        manual = record.known_properties.exception_fingerprint
+        if manual:
+            record.fingerprint = manual_fingerprint(manual)
+            continue
+        key = (digest, tuple((entry.type, _grouping_message(entry)) for entry in exceptions))
+        fingerprint = _remembered.get(key)
+        if fingerprint is None:
+            fingerprint = computed_fingerprint(exceptions)
+            _remembered.put(key, fingerprint)
+        record.fingerprint = fingerprint
     return batch
+
+
+def stack_digest(exceptions: Sequence[ExceptionEntry]) -> bytes:
+    """A digest of the stack traces of an event: events with equal digests have equal frames."""
+    stacks = _encoder.encode([entry.stacktrace for entry in exceptions])
+    return hashlib.blake2b(stacks, digest_size=STACK_DIGEST_BYTES).digest()
 
 
 def fingerprint_event(exceptions: Sequence[ExceptionEntry], manual: str | None) -> str:
@@ -68,7 +98,14 @@ def frame_identity(frame: Frame) -> list[Any]:
 
 def _exception_identity(entry: ExceptionEntry) -> list[Any]:
     frames = entry.stacktrace.frames if entry.stacktrace is not None else []
-    any_resolved = any(frame.resolved for frame in frames)
+    return [
+        entry.type,
+        _grouping_message(entry),
+        [frame_identity(frame) for frame in grouping_frames(frames)],
+    ]
+
+
+def _grouping_message(entry: ExceptionEntry) -> str | None:
+    frames = entry.stacktrace.frames if entry.stacktrace is not None else []
     # An unresolved (minified) stack says little, so the message has to help tell issues apart.
-    message = None if any_resolved else entry.value
-    return [entry.type, message, [frame_identity(frame) for frame in grouping_frames(frames)]]
+    return None if any(frame.resolved for frame in frames) else entry.value

@@ -1,8 +1,8 @@
 """Record the stack frames of a batch once per project, linked to their symbol set and its release.
 
 A frame's ``raw_id`` is its own or a stable hash of its identity, so all workers name a frame alike.
-Writes are insert-if-absent (the first sighting is kept) and batched; bounded caches skip frames
-and symbol sets this worker already stored. Never deletes or rewrites a stored frame.
+Writes are insert-if-absent (the first sighting is kept) and batched; bounded caches skip whole
+stacks, frames and symbol sets this worker already stored. Never deletes or rewrites a stored frame.
 """
 
 from __future__ import annotations
@@ -28,9 +28,13 @@ from worker.upserts import chunked, insert_if_absent, pairs_match
 # Events often name a release that was never created: looking it up again for every batch would
 # cost statements per batch for nothing, so an unlinked symbol set looks again at most this often.
 RELEASE_RECHECK_SECONDS = 30.0
+# Events of one issue mostly repeat the same stack: remembering the stacks stored whole (by their
+# digest, see ``worker.fingerprint``) lets such an event skip hashing each of its frames.
+STACK_CACHE_SIZE = 20_000
 
 FrameKey = tuple[int, str]  # (project_id, raw_id)
 SymbolSetKey = tuple[int, str]  # (project_id, symbol_set_ref)
+StackKey = tuple[int, bytes]  # (project_id, stack_digest)
 
 
 def frame_raw_id(frame: Frame) -> str:
@@ -70,6 +74,8 @@ class _BatchFrames:
     frames: dict[FrameKey, Frame]
     # The release hash_id to link each symbol set to (None when no event of the batch named one).
     symbol_sets: dict[SymbolSetKey, str | None]
+    # Stacks whose every frame is stored once this batch's frames are.
+    stacks: set[StackKey]
 
 
 class StackFrameRecorder:
@@ -84,6 +90,7 @@ class StackFrameRecorder:
         self._clock = clock
         self._known_frames: LruCache[FrameKey, bool] = LruCache(cache_size)
         self._known_symbol_sets: LruCache[SymbolSetKey, _SymbolSetState] = LruCache(cache_size)
+        self._known_stacks: LruCache[StackKey, bool] = LruCache(STACK_CACHE_SIZE)
 
     async def record(self, batch: Sequence[EventRecord]) -> Sequence[EventRecord]:
         """Store the frames of every in-flight record that this worker has not stored yet."""
@@ -97,21 +104,32 @@ class StackFrameRecorder:
                 self._known_symbol_sets.put(key, state)
             for key in work.frames:
                 self._known_frames.put(key, True)
+        for stack in work.stacks:
+            self._known_stacks.put(stack, True)
         return batch
 
     def _new_work(self, records: Sequence[EventRecord]) -> _BatchFrames:
-        work = _BatchFrames(frames={}, symbol_sets={})
+        work = _BatchFrames(frames={}, symbol_sets={}, stacks=set())
         for record in records:
+            stack = (record.project_id, _stack_digest(record))
+            if self._known_stacks.get(stack) is not None:
+                continue
             release = record.known_properties.release
+            names_symbol_set = False
             for entry in record.exceptions:
                 for frame in entry.stacktrace.frames if entry.stacktrace else ():
                     key = (record.project_id, frame_raw_id(frame))
                     if key not in self._known_frames and key not in work.frames:
                         work.frames[key] = frame
                     if frame.symbol_set_ref:
+                        names_symbol_set = True
                         set_key = (record.project_id, frame.symbol_set_ref)
                         if self._symbol_set_needs_work(set_key, release):
                             work.symbol_sets[set_key] = work.symbol_sets.get(set_key) or release
+            # A symbol set may still be waiting for its release, which a later event can name:
+            # stacks that name one are looked at frame by frame every time.
+            if not names_symbol_set:
+                work.stacks.add(stack)
         return work
 
     def _symbol_set_needs_work(self, key: SymbolSetKey, release: str | None) -> bool:
@@ -240,3 +258,9 @@ async def _insert_frames(
     statement = insert_if_absent(StackFrame, connection.dialect.name)
     for chunk in chunked(rows):
         await connection.execute(statement, list(chunk))
+
+
+def _stack_digest(record: EventRecord) -> bytes:
+    if record.stack_digest is None:
+        raise ValueError("frames are recorded after fingerprinting")
+    return record.stack_digest

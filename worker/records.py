@@ -42,8 +42,10 @@ class EventRecord:
     exception_properties: ExceptionProperties | None = None
     event_uuid: uuid.UUID | None = None
     timestamp: datetime | None = None
-    # Filled by fingerprint and issues.
+    # Filled by fingerprint and issues; the digest of the event's stack traces lets later stages
+    # recognise a stack they have already handled.
     fingerprint: str | None = None
+    stack_digest: bytes | None = None
     issue_id: uuid.UUID | None = None
     # Set once, by the stage that decides where the event ends.
     outcome: Outcome | None = None

@@ -1,7 +1,7 @@
 """The suppression stage: the first of a project's rules that matches an event decides it, and the
 event is finished as suppressed when that rule samples it out.
 
-The derived ``$exception_*`` keys are computed once per event, and only for projects with rules.
+The derived ``$exception_*`` keys are computed once per event at most, when a rule reads them.
 A rule that fails is skipped and reported (``disabled_rules``); the event is still decided by the
 rules after it, never lost.
 """
@@ -11,13 +11,12 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from worker.disabled_rules import DisabledRule, DisabledRuleRecorder
 from worker.outcomes import Outcome
 from worker.project_config import ProjectConfig
 from worker.records import EventRecord, in_flight
-from worker.suppression import RuleFailure, RuleSet, derive_properties
+from worker.suppression import EventProperties, RuleFailure, RuleSet
 
 
 class SuppressionStage:
@@ -53,14 +52,13 @@ class SuppressionStage:
         return failed
 
 
-def event_properties(record: EventRecord) -> dict[str, Any]:
+def event_properties(record: EventRecord) -> EventProperties:
     """The properties rules filter on: the event's own, with the derived keys laid over them."""
     if record.fingerprint is None:
         raise ValueError("suppression runs after fingerprinting")
-    derived = derive_properties(
-        record.exceptions, record.fingerprint, record.known_properties.release
+    return EventProperties(
+        record.properties, record.exceptions, record.fingerprint, record.known_properties.release
     )
-    return {**record.properties, **derived}
 
 
 def _disabled(config: ProjectConfig, failure: RuleFailure) -> DisabledRule:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from unittest import mock
@@ -85,6 +84,7 @@ def launch_worker(tmp_path: pathlib.Path, redis_url: str) -> Iterator[LaunchWork
         *,
         redis: str | None = None,
         settings_env: Mapping[str, str] = WORKER_TEST_SETTINGS,
+        batch_max_events: int = 100,
     ) -> Worker:
         worker = Worker(
             settings_env=settings_env,
@@ -94,6 +94,7 @@ def launch_worker(tmp_path: pathlib.Path, redis_url: str) -> Iterator[LaunchWork
             topics=topics,
             consumer_group=group,
             workdir=tmp_path,
+            batch_max_events=batch_max_events,
         )
         started.append(worker)
         return worker
@@ -137,7 +138,3 @@ async def own_kafka() -> AsyncIterator[OwnKafkaBroker]:
         yield broker
     finally:
         broker.remove()
-
-
-def seconds_since(started: float) -> float:
-    return time.monotonic() - started

@@ -106,9 +106,8 @@ def _with_frame(project_id: int, **frame: Any) -> bytes:
 
 def hostile_messages(project_id: int, unknown_project_id: int) -> list[Hostile]:
     """Every kind of hostile message once (``wrong_types`` adds one per field), with its fate on
-    PostgreSQL: it cannot store a NUL character, index a 300 kB key or compare a project id
-    beyond 32 bits, so those events are dead-lettered as processing errors (SQLite keeps the
-    first two and calls the third an unknown project)."""
+    PostgreSQL: it cannot store a NUL character or index a 300 kB key, so those two events are
+    dead-lettered as processing errors (SQLite stores both)."""
     random_text = os.urandom(150_000).hex()
     return [
         Hostile("invalid UTF-8", b'{"uuid": "\xff\xfe\xfd"}', DeadLetterReason.INVALID_JSON.value),
@@ -188,7 +187,7 @@ def hostile_messages(project_id: int, unknown_project_id: int) -> list[Hostile]:
         Hostile(
             "project id beyond 32 bits",
             encode(exception_event(2**40)),
-            DeadLetterReason.PROCESSING_ERROR.value,
+            DeadLetterReason.UNKNOWN_PROJECT.value,
         ),
         Hostile(
             "negative project id",

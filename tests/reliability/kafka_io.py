@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -17,15 +17,19 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from tests.reliability.own_services import KAFKA_MESSAGE_MAX_BYTES
-from tests.reliability.streams import Planned
+from tests.reliability.streams import Fate, Planned
 from tests.worker.processes import KafkaRecord, WorkerProcess, committed_offsets
 
 # Large enough for the hostile 10 MB message on the broker that accepts it.
 FETCH_MAX_BYTES = KAFKA_MESSAGE_MAX_BYTES + 1_000_000
 
 
+Position = tuple[int, int]  # (partition, offset) of an input message
+
+
 class StreamProducer:
-    """Sends planned messages, keeps them in production order with their offsets."""
+    """Sends planned messages and keeps each one's fate with where it landed, in production order
+    (not its bytes: a soak sends gigabytes)."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self._topic = topic
@@ -37,7 +41,7 @@ class StreamProducer:
             # A broker restart must delay messages, not fail them: retried until delivered.
             request_timeout_ms=60_000,
         )
-        self.sent: list[tuple[Planned, KafkaRecord]] = []
+        self.sent: list[tuple[Fate, Position]] = []
 
     async def __aenter__(self) -> StreamProducer:
         await self._producer.start()
@@ -61,21 +65,29 @@ class StreamProducer:
             for item in batch
         ]
         for item, metadata in zip(batch, await asyncio.gather(*acks), strict=True):
-            record = KafkaRecord(
-                self._topic, metadata.partition, metadata.offset, item.key, item.value
-            )
-            self.sent.append((item, record))
+            self.sent.append((item.fate, (metadata.partition, metadata.offset)))
 
     def end_offsets(self) -> dict[tuple[str, int], int]:
         ends: dict[tuple[str, int], int] = {}
-        for _, record in self.sent:
-            key = (record.topic, record.partition)
-            ends[key] = max(ends.get(key, 0), record.offset + 1)
+        for _, (partition, offset) in self.sent:
+            key = (self._topic, partition)
+            ends[key] = max(ends.get(key, 0), offset + 1)
         return ends
 
 
 async def read_all(bootstrap: str, topic: str) -> list[KafkaRecord]:
     """Every record of every partition of ``topic``, up to the end offsets as they are now."""
+    return [record async for record in records_of(bootstrap, topic)]
+
+
+async def records_of(bootstrap: str, topic: str) -> AsyncIterator[KafkaRecord]:
+    """``read_all`` one record at a time, for topics too large to hold."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -83,31 +95,20 @@ async def read_all(bootstrap: str, topic: str) -> list[KafkaRecord]:
         max_partition_fetch_bytes=FETCH_MAX_BYTES,
         fetch_max_bytes=FETCH_MAX_BYTES,
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = sorted(p["partition"] for p in described["partitions"])
     await consumer.start()
     try:
-        assigned = [TopicPartition(topic, p) for p in partitions]
+        assigned = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
         consumer.assign(assigned)
         ends = await consumer.end_offsets(assigned)
         # An explicit seek: seek_to_beginning() is lazy and lost to the reset policy here.
         for tp, first in (await consumer.beginning_offsets(assigned)).items():
             consumer.seek(tp, first)
-        records: list[KafkaRecord] = []
         while unread := [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
             fetched = await consumer.getmany(*unread, timeout_ms=500)
             for tp, messages in fetched.items():
-                records += [
-                    KafkaRecord(tp.topic, tp.partition, m.offset, m.key, m.value)
-                    for m in messages
-                    if m.offset < ends[tp]
-                ]
-        return records
+                for m in messages:
+                    if m.offset < ends[tp]:
+                        yield KafkaRecord(tp.topic, tp.partition, m.offset, m.key, m.value)
     finally:
         await consumer.stop()
 

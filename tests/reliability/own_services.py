@@ -71,8 +71,11 @@ class OwnKafkaBroker:
         # What `StorageTool random-uuid` prints, without a JVM start to print it.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
-            [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id]
-            + ["-c", str(self._properties)],
+            [
+                *self._java(),
+                *("kafka.tools.StorageTool", "format", "-t", cluster_id),
+                *("-c", str(self._properties)),
+            ],
             check=True,
             capture_output=True,
             timeout=READY_TIMEOUT_SECONDS,
@@ -219,8 +222,10 @@ class PersistentRedis:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is needed on PATH"
         self._process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root)]
-            + ["--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+            [
+                *(binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root)),
+                *("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
+            ],
             stdout=subprocess.DEVNULL,
         )
 

@@ -71,17 +71,24 @@ class StreamProjects:
 
 
 @dataclass(frozen=True, slots=True)
-class Planned:
-    """One input message and what must become of it."""
+class Fate:
+    """What must become of one input message (the ledger compares it with what did)."""
 
-    partition: int
-    value: bytes | None  # None: a null message (a tombstone, which needs a key)
     # Set for a valid event of a known project; None for a message that is dead-lettered.
     uuid: str | None = None
     project_id: int | None = None
     fingerprint: str | None = None
     dead_letter_reason: DeadLetterReason | None = None
     suppressed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One input message to send, and its fate."""
+
+    partition: int
+    value: bytes | None  # None: a null message (a tombstone, which needs a key)
+    fate: Fate = Fate()
     key: bytes | None = None
 
 
@@ -105,19 +112,13 @@ def _planned_event(
     document = _event(project_id, fingerprint, **kind)
     if project_id == projects.unknown:
         return Planned(
-            partition, encode(document), dead_letter_reason=DeadLetterReason.UNKNOWN_PROJECT
+            partition, encode(document), Fate(dead_letter_reason=DeadLetterReason.UNKNOWN_PROJECT)
         )
     suppressed = kind.get("error_type") == NOISE_TYPE and is_sampled_out(
         document["uuid"], NOISE_SAMPLING_RATE
     )
-    return Planned(
-        partition,
-        encode(document),
-        uuid=document["uuid"],
-        project_id=project_id,
-        fingerprint=fingerprint,
-        suppressed=suppressed,
-    )
+    fate = Fate(document["uuid"], project_id, fingerprint, suppressed=suppressed)
+    return Planned(partition, encode(document), fate)
 
 
 def core_stream(projects: StreamProjects, partitions: int, seed: int) -> list[Planned]:
@@ -146,7 +147,7 @@ def core_stream(projects: StreamProjects, partitions: int, seed: int) -> list[Pl
         _planned_event(projects, projects.unknown, "unknown", n % partitions) for n in range(10)
     ]
     poison = [
-        Planned(n % partitions, value, dead_letter_reason=reason)
+        Planned(n % partitions, value, Fate(dead_letter_reason=reason))
         for n, (reason, value) in enumerate(poison_messages(limited))
     ]
     planned += poison

@@ -37,6 +37,7 @@ RSS_GROWTH_LIMIT_BYTES = 250 * MEGABYTE
 # message, not by how many hostile messages came (measured: +34, +18, then +0 MB per pass).
 LAST_PASS_GROWTH_LIMIT_BYTES = 30 * MEGABYTE
 
+
 async def test_hostile_messages_are_dead_lettered_with_their_reason_and_the_worker_lives_on(
     postgres_database_url: str,
     own_kafka: OwnKafkaBroker,
@@ -88,15 +89,15 @@ async def test_hostile_messages_are_dead_lettered_with_their_reason_and_the_work
 
     fate_at = {(letter.partition, letter.offset): letter.reason.value for letter in letters}
     position_of = {
-        document.get("uuid"): (record.partition, record.offset)
-        for message, (_, record) in zip(planned, producer.sent, strict=True)
+        document.get("uuid"): position
+        for message, (_, position) in zip(planned, producer.sent, strict=True)
         if (document := _document(message.value)) is not None
     }
     for event_uuid in forwarded:
         fate_at[position_of[event_uuid]] = FORWARDED
     observed = [
-        (message.name, fate_at.get((record.partition, record.offset), "lost"))
-        for message, (_, record) in zip(planned, producer.sent, strict=True)
+        (message.name, fate_at.get(position, "lost"))
+        for message, (_, position) in zip(planned, producer.sent, strict=True)
     ]
     assert observed == [(message.name, message.fate) for message in planned]
     # Nothing twice: one output message per input message.

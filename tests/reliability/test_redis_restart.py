@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 from redis.asyncio import Redis
-
 from sqlalchemy import insert
 
 from schemas.db import make_engine
