@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -20,6 +21,7 @@ from prometheus_client import generate_latest
 
 from schemas.settings import get_settings
 from worker import metrics
+from worker.batch_overlap import process_overlapped
 from worker.records import SourceMessage
 from worker.runtime import WorkerRuntime
 from worker.sinks import OutgoingMessage
@@ -50,6 +52,17 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 # its topics); for the input topic, the most worker processes that can share the load.
 CREATED_TOPIC_PARTITIONS = 4
 
+
+class SpinnerlessWorker(faust.Worker):
+    """``faust.Worker`` without its start-up spinner, which at Faust's default level (warn) leaves
+    the root logger at DEBUG for the life of the worker: every debug line of aiokafka (one per
+    message produced) would then be built into a record and handled, only to be dropped."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)
+
+
 app = faust.App(
     settings.consumer_group,
     broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
@@ -69,6 +82,7 @@ app = faust.App(
     producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
     # The leader topic only serves Faust's table assignment; the worker has no tables.
     topic_disable_leader=True,
+    Worker=SpinnerlessWorker,
 )
 
 # Declared so that Faust creates it when missing, before subscribing: a worker started before
@@ -89,16 +103,18 @@ _next_offsets: dict[TP, int] = {}
 async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
     runtime = WorkerRuntime.create(settings, send=_produce)
     _tune_garbage_collector()
+
+    async def process(events: Sequence[faust.types.EventT]) -> None:
+        await runtime.handle([_source_message(event.message) for event in events])
+        for event in events:
+            await stream.ack(event)
+            _next_offsets[event.message.tp] = event.message.offset + 1
+
     try:
         # Not take(): it acks a batch when its generator closes, even if the body raised or was
         # cancelled mid-batch. Here an event is acked only once its effects are durable.
-        async for events in stream.noack_take(
-            settings.batch_max_events, within=settings.batch_within_seconds
-        ):
-            await runtime.handle([_source_message(event.message) for event in events])
-            for event in events:
-                await stream.ack(event)
-                _next_offsets[event.message.tp] = event.message.offset + 1
+        batches = stream.noack_take(settings.batch_max_events, within=settings.batch_within_seconds)
+        await process_overlapped(batches, process)
     finally:
         await runtime.close()
 

@@ -6,6 +6,7 @@ The outcome counters are the accounting contract: each consumed event counts onc
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -71,13 +72,17 @@ for _reason in DeadLetterReason:
 
 def observe_batch(records: Sequence[EventRecord], duration_seconds: float) -> None:
     """Account for a batch whose effects are durable; every record must have its outcome."""
-    outcomes = [record.outcome for record in records]
+    outcomes = collections.Counter(record.outcome for record in records)
     if None in outcomes:
         raise ValueError("a record finished its batch without an outcome")
+    reasons = collections.Counter(
+        record.dead_letter.reason for record in records if record.dead_letter is not None
+    )
     EVENTS_CONSUMED.inc(len(records))
-    for record, outcome in zip(records, outcomes, strict=True):
-        EVENTS.labels(outcome=str(outcome)).inc()
-        if record.dead_letter is not None:
-            DEAD_LETTERS.labels(reason=record.dead_letter.reason.value).inc()
+    # Once per label value, not per event: a labelled child costs a lookup under a lock.
+    for outcome, count in outcomes.items():
+        EVENTS.labels(outcome=str(outcome)).inc(count)
+    for reason, count in reasons.items():
+        DEAD_LETTERS.labels(reason=reason.value).inc(count)
     BATCH_SIZE.observe(len(records))
     BATCH_DURATION.observe(duration_seconds)

@@ -32,6 +32,8 @@ class Hostile:
     value: bytes | None
     # A DeadLetterReason value, or FORWARDED.
     fate: str
+    # Dead-lettered by the sink, once the pipeline had counted it towards spikes.
+    counted: bool = False
 
 
 def full_event(project_id: int) -> dict[str, Any]:
@@ -183,6 +185,7 @@ def hostile_messages(project_id: int, unknown_project_id: int) -> list[Hostile]:
             _with_properties(project_id, numbers=msgspec.Raw(b"[" + b"1e9," * 240_000 + b"1]")),
             # 960 kB in, 3 MB once enriched and written out: more than the producer may send.
             DeadLetterReason.MESSAGE_TOO_LARGE.value,
+            counted=True,
         ),
         Hostile(
             "project id beyond 32 bits",

@@ -76,6 +76,10 @@ def expect(
     for fate, position in sorted(sent, key=lambda pair: pair[1]):
         if fate.dead_letter_reason is not None:
             expected.fates[position] = dead_lettered(fate.dead_letter_reason.value)
+            if fate.fingerprint is not None:
+                # Refused by the sink only, after it counted (its project has no limits).
+                assert fate.project_id is not None and fate.project_id not in limits
+                expected.counted[(fate.project_id, fate.fingerprint)] += 1
             continue
         if fate.suppressed:
             expected.fates[position] = SUPPRESSED

@@ -74,7 +74,8 @@ class StreamProjects:
 class Fate:
     """What must become of one input message (the ledger compares it with what did)."""
 
-    # Set for a valid event of a known project; None for a message that is dead-lettered.
+    # Set for a valid event of a known project; None for a message that is dead-lettered
+    # (except one the sink refuses: it was counted before, under its issue).
     uuid: str | None = None
     project_id: int | None = None
     fingerprint: str | None = None
