@@ -1,11 +1,11 @@
 """Cost per event in steady state: a second pass of already-seen issues through the warm worker,
 counting what it asks of Redis and of the database while that pass goes through.
 
-Redis: MONITOR, keeping only commands from the worker's own connections (found through /proc) and
-not those its Lua scripts run, so each counted command is one the worker sent (a pipelined group
-still counts each command: an upper bound on round trips); INFO stats and INFO commandstats give
-the whole server's figures beside it. Database: the statements counted by ``bench.worker_probe``
-inside the worker process, and the rows it wrote. It only observes; it never writes to Redis.
+Redis: the round trips counted by ``bench.worker_probe`` inside the worker process; MONITOR,
+keeping only commands from the worker's own connections (found through /proc) and not those its Lua
+scripts run, so each counted command is one the worker sent; INFO stats and INFO commandstats give
+the whole server's figures beside it. Database: the statements counted by ``bench.worker_probe``,
+by kind, and the rows the worker wrote. It only observes; it never writes to Redis.
 """
 
 from __future__ import annotations
@@ -21,9 +21,33 @@ import redis.asyncio
 from bench import proc
 from bench.database import worker_written_rows
 from bench.results import SteadyStateCost
-from bench.worker_run import BATCHES_METRIC, CONSUMED_METRIC, DB_STATEMENTS_METRIC, BenchWorker
+from bench.worker_run import (
+    BATCHES_METRIC,
+    CONSUMED_METRIC,
+    REDIS_ROUND_TRIPS_METRIC,
+    SPIKES_METRIC,
+    BenchWorker,
+    statement_counts,
+)
+from schemas.tables import (
+    ErrorTrackingSettings,
+    Issue,
+    Project,
+    SpikeDetectionConfig,
+    SpikeEvent,
+    SuppressionRule,
+)
 
 MONITOR_DRAIN_SECONDS = 0.5
+# What a published spike costs the database: naming its issue, then storing the spike.
+SPIKE_STATEMENTS = frozenset(
+    {f"select {Issue.__tablename__}", f"insert {SpikeEvent.__tablename__}"}
+)
+# A project's configuration, read again every 30 s (and after each change), whatever the traffic.
+CONFIG_STATEMENTS = frozenset(
+    f"select {table.__tablename__}"
+    for table in (Project, ErrorTrackingSettings, SpikeDetectionConfig, SuppressionRule)
+)
 
 
 async def measure_steady_state(
@@ -68,9 +92,16 @@ async def measure_steady_state(
     finally:
         await client.aclose()
     rows_after = await worker_written_rows(database_url)
+    statements_before = statement_counts(before)
+    statements = {
+        kind: count - statements_before.get(kind, 0)
+        for kind, count in statement_counts(after).items()
+        if count > statements_before.get(kind, 0)
+    }
     return SteadyStateCost(
         events=int(after[CONSUMED_METRIC] - before[CONSUMED_METRIC]),
         batches=int(after.get(BATCHES_METRIC, 0) - before.get(BATCHES_METRIC, 0)),
+        redis_round_trips=int(after[REDIS_ROUND_TRIPS_METRIC] - before[REDIS_ROUND_TRIPS_METRIC]),
         worker_redis_commands=dict(
             Counter(command for port, command in seen if port in worker_ports)
         ),
@@ -81,7 +112,15 @@ async def measure_steady_state(
             if calls > calls_before.get(name, 0)
         },
         db_rows_written={name: rows_after[name] - rows_before[name] for name in rows_after},
-        db_statements=int(after[DB_STATEMENTS_METRIC] - before[DB_STATEMENTS_METRIC]),
+        db_statements=sum(statements.values()),
+        db_statements_by_kind=statements,
+        db_statements_for_spikes=sum(
+            n for kind, n in statements.items() if kind in SPIKE_STATEMENTS
+        ),
+        db_statements_for_configs=sum(
+            n for kind, n in statements.items() if kind in CONFIG_STATEMENTS
+        ),
+        spikes_published=int(after.get(SPIKES_METRIC, 0) - before.get(SPIKES_METRIC, 0)),
     )
 
 

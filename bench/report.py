@@ -33,7 +33,7 @@ SECTIONS = (
 )
 TARGET_RATIO_TO_CEILING_B = 0.5
 TARGET_P99_SECONDS = 1.0
-TARGET_REDIS_COMMANDS_PER_BATCH = PROJECT_COUNT + 2
+TARGET_REDIS_ROUND_TRIPS_PER_BATCH = PROJECT_COUNT + 2
 TARGET_PEAK_RSS_BYTES = 300 * 1024 * 1024
 MIB = 1024 * 1024
 
@@ -192,30 +192,41 @@ def _cost(cost: SteadyStateCost | PartFailure) -> list[str]:
         f"{name} {n}" for name, n in sorted(cost.server_calls_by_command.items())
     )
     rows = ", ".join(f"{name} {n}" for name, n in sorted(cost.db_rows_written.items()))
+    statements = ", ".join(f"{kind} {n}" for kind, n in sorted(cost.db_statements_by_kind.items()))
     return [
         "| | |",
         "|---|---|",
         f"| events in the steady-state pass | {cost.events} |",
         f"| batches | {cost.batches} |",
+        f"| Redis round trips per batch | {cost.redis_round_trips_per_batch:.2f} "
+        f"({cost.redis_round_trips} over the pass) |",
         f"| Redis commands sent by the worker per batch | {cost.redis_commands_per_batch:.2f} |",
         f"| of which, over the pass | {commands or 'none'} |",
         f"| Redis commands per batch, whole server | {cost.server_commands_per_batch:.2f} |",
         f"| of which, over the pass (INFO commandstats) | {server_calls or 'none'} |",
         f"| database rows written per event | {cost.db_rows_written_per_event:.4f} ({rows}) |",
         f"| database statements per event | {cost.db_statements_per_event:.4f} "
-        f"({cost.db_statements} over the pass) |",
+        f"({cost.db_statements} over the pass: {statements or 'none'}) |",
+        f"| of which for the {cost.spikes_published} spikes published | "
+        f"{cost.db_statements_for_spikes} |",
+        f"| of which reloading project configurations | {cost.db_statements_for_configs} |",
+        f"| database statements per event, spikes and config reloads set apart | "
+        f"{cost.db_statements_for_events_per_event:.4f} ({cost.db_statements_for_events}) |",
         "",
         "A second pass of events of issues the worker has already seen goes through the warm "
-        "worker. Redis: `MONITOR` during the pass, counting the commands sent from the worker's "
-        "own connections (their ports found through /proc/<pid>/fd and /proc/<pid>/net/tcp) and "
-        "not the commands its Lua scripts run; a pipeline counts each of its commands, so this "
-        "bounds the round trips from above. The whole-server figure is the `INFO stats` "
-        "total_commands_processed delta, broken down by the `INFO commandstats` calls deltas "
-        "(Lua-internal commands and every client included). "
+        "worker. Redis round trips: the worker runs under `bench.worker_probe`, which starts "
+        "Faust unchanged and counts every write of a command or of a whole pipeline by the "
+        "process's Redis connections (each then awaits its replies). Redis commands: `MONITOR` "
+        "during the pass, counting the commands sent from the worker's own connections (their "
+        "ports found through /proc/<pid>/fd and /proc/<pid>/net/tcp) and not the commands its "
+        "Lua scripts run; a pipeline counts each of its commands. The whole-server figure is the "
+        "`INFO stats` total_commands_processed delta, broken down by the `INFO commandstats` "
+        "calls deltas (Lua-internal commands and every client included). "
         "Batches: the worker's `spikewatch_batch_size_events_count`. Database statements: the "
-        "worker runs under `bench.worker_probe`, which starts Faust unchanged and counts every "
-        "SQL statement of the process (SQLAlchemy `before_cursor_execute`); rows written: the "
-        "growth of the tables only the worker writes.",
+        "probe counts every SQL statement of the process (SQLAlchemy `before_cursor_execute`) by "
+        "verb and table; a published spike reads its issue's name and stores its row (the issue "
+        "allows spikes to write), and each project's configuration is read again every 30 s "
+        "whatever the traffic; rows written: the growth of the tables only the worker writes.",
     ]
 
 
@@ -243,7 +254,7 @@ def _targets(report: BenchReport) -> list[str]:
     p99 = latency.p99_seconds if latency and not latency.bursts_without_spike else None
     cost = report.steady_state if isinstance(report.steady_state, SteadyStateCost) else None
     memory = report.memory if isinstance(report.memory, MemoryGrowth) else None
-    statements = cost.db_statements_per_event if cost else None
+    statements = cost.db_statements_for_events_per_event if cost else None
     rows = [
         (
             "throughput >= 0.5 x ceiling B",
@@ -256,15 +267,16 @@ def _targets(report: BenchReport) -> list[str]:
             _met(p99, lambda s: s <= TARGET_P99_SECONDS),
         ),
         (
-            f"Redis round trips per batch <= projects + 2 ({TARGET_REDIS_COMMANDS_PER_BATCH} here)",
-            _figure(cost.redis_commands_per_batch if cost else None, ".2f"),
+            f"Redis round trips per batch <= projects + 2 ({TARGET_REDIS_ROUND_TRIPS_PER_BATCH} "
+            "here)",
+            _figure(cost.redis_round_trips_per_batch if cost else None, ".2f"),
             _met(
-                cost.redis_commands_per_batch if cost else None,
-                lambda n: n <= TARGET_REDIS_COMMANDS_PER_BATCH,
+                cost.redis_round_trips_per_batch if cost else None,
+                lambda n: n <= TARGET_REDIS_ROUND_TRIPS_PER_BATCH,
             ),
         ),
         (
-            "database statements per event in steady state = 0",
+            "database statements per event in steady state = 0 (spikes and config reloads apart)",
             _figure(statements, ".3f"),
             _met(statements, lambda n: n == 0),
         ),
@@ -285,7 +297,8 @@ def _targets(report: BenchReport) -> list[str]:
         "",
         '"not measured" means the figure is missing (see above for why); the memory target is '
         "only judged on a run of 1,000,000 fingerprints, the latency target only when every burst "
-        "produced its spike. Redis round trips are bounded by the commands the worker sent.",
+        "produced its spike. Redis round trips are counted inside the worker process (a "
+        "pipeline is one); the commands it sent are listed under Cost per event.",
     ]
     return lines
 

@@ -67,6 +67,8 @@ class SteadyStateCost(msgspec.Struct, frozen=True):
 
     events: int
     batches: int
+    # Writes of a command or a whole pipeline by the worker process, each awaiting its replies.
+    redis_round_trips: int
     # Commands the worker's own Redis connections sent (MONITOR, excluding commands run inside
     # Lua scripts), by command name.
     worker_redis_commands: dict[str, int]
@@ -75,8 +77,18 @@ class SteadyStateCost(msgspec.Struct, frozen=True):
     # INFO commandstats calls over the pass, by command: whole server, Lua-internal calls included.
     server_calls_by_command: dict[str, int]
     db_rows_written: dict[str, int]
-    # SQL statements the worker process executed during the pass (bench.worker_probe).
+    # SQL statements the worker process executed during the pass (bench.worker_probe), by kind
+    # ("<verb> <table>"); of which those that stored and named the spikes the pass published, and
+    # those of the periodic reload of project configurations (not per event: per 30 s).
     db_statements: int
+    db_statements_by_kind: dict[str, int]
+    db_statements_for_spikes: int
+    db_statements_for_configs: int
+    spikes_published: int
+
+    @property
+    def redis_round_trips_per_batch(self) -> float:
+        return self.redis_round_trips / self.batches if self.batches else 0.0
 
     @property
     def redis_commands_per_batch(self) -> float:
@@ -89,6 +101,15 @@ class SteadyStateCost(msgspec.Struct, frozen=True):
     @property
     def db_statements_per_event(self) -> float:
         return self.db_statements / self.events if self.events else 0.0
+
+    @property
+    def db_statements_for_events(self) -> int:
+        """The statements left once spikes and config reloads are set apart: per-event work."""
+        return self.db_statements - self.db_statements_for_spikes - self.db_statements_for_configs
+
+    @property
+    def db_statements_for_events_per_event(self) -> float:
+        return self.db_statements_for_events / self.events if self.events else 0.0
 
     @property
     def db_rows_written_per_event(self) -> float:

@@ -30,6 +30,8 @@ CONSUMED_METRIC = "spikewatch_events_consumed_total"
 OUTCOME_METRIC = "spikewatch_events_total"
 BATCHES_METRIC = "spikewatch_batch_size_events_count"
 DB_STATEMENTS_METRIC = "spikewatch_bench_db_statements_total"
+REDIS_ROUND_TRIPS_METRIC = "spikewatch_bench_redis_round_trips_total"
+SPIKES_METRIC = "spikewatch_spikes_emitted_total"
 POLL_SECONDS = 0.2
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 20.0
@@ -194,12 +196,21 @@ async def measure_worker_throughput(
     return WorkerThroughput(
         throughput=throughput,
         outcomes=outcome_counts(samples),
-        db_statements=int(samples[DB_STATEMENTS_METRIC]),
+        db_statements=sum(statement_counts(samples).values()),
     )
 
 
 def outcome_counts(samples: dict[str, float]) -> dict[str, int]:
-    prefix = f'{OUTCOME_METRIC}{{outcome="'
+    return _by_label(samples, OUTCOME_METRIC, "outcome")
+
+
+def statement_counts(samples: dict[str, float]) -> dict[str, int]:
+    """SQL statements of the worker process so far by kind, e.g. ``"insert <table>"``."""
+    return _by_label(samples, DB_STATEMENTS_METRIC, "statement")
+
+
+def _by_label(samples: dict[str, float], metric: str, label: str) -> dict[str, int]:
+    prefix = f'{metric}{{{label}="'
     return {
         name[len(prefix) : -2]: int(value)
         for name, value in samples.items()

@@ -7,7 +7,6 @@ Prometheus ``/metrics`` on the worker's web port.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from prometheus_client import generate_latest
 from schemas.settings import get_settings
 from worker import metrics
 from worker.batch_overlap import process_overlapped
+from worker.garbage import BatchGarbageCollector
 from worker.records import SourceMessage
 from worker.runtime import WorkerRuntime
 from worker.sinks import OutgoingMessage
@@ -42,10 +42,11 @@ PRODUCER_MAX_REQUEST_BYTES = 1_048_576
 # wait for hundreds of round trips. Batches up to the broker's default message limit make it a
 # handful.
 PRODUCER_MAX_BATCH_BYTES = 1_048_576
-# The pipeline allocates hundreds of containers per event and frees them by reference count; at
-# the default threshold (700 allocations) the cycle collector would walk every live batch many
-# times over, for garbage that is rarely there.
-GC_YOUNG_GENERATION_THRESHOLD = 50_000
+# Faust feeds its streams on the event loop the pipeline runs on, so while a batch is processed
+# only what the consumer thread already fetched can be ready next. At the 1 MiB default a
+# partition holds a couple of hundred events of a few KB, and each batch then waits for fetches;
+# 8 MiB a partition keeps a few batches ahead (memory: 8 MiB for each assigned partition).
+CONSUMER_MAX_FETCH_BYTES = 8 * 1_048_576
 CONSUMER_LAG_REFRESH_SECONDS = 5.0
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 # Partitions of a topic the worker finds missing and creates (a deployment normally provisions
@@ -80,6 +81,7 @@ app = faust.App(
     stream_wait_empty=False,
     producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
     producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
+    consumer_max_fetch_size=CONSUMER_MAX_FETCH_BYTES,
     # The leader topic only serves Faust's table assignment; the worker has no tables.
     topic_disable_leader=True,
     Worker=SpinnerlessWorker,
@@ -102,13 +104,15 @@ _next_offsets: dict[TP, int] = {}
 @app.agent(exception_events, concurrency=1)
 async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
     runtime = WorkerRuntime.create(settings, send=_produce)
-    _tune_garbage_collector()
+    garbage = BatchGarbageCollector()
+    garbage.start()
 
     async def process(events: Sequence[faust.types.EventT]) -> None:
         await runtime.handle([_source_message(event.message) for event in events])
         for event in events:
             await stream.ack(event)
             _next_offsets[event.message.tp] = event.message.offset + 1
+        garbage.after_batch()
 
     try:
         # Not take(): it acks a batch when its generator closes, even if the body raised or was
@@ -117,13 +121,6 @@ async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
         await process_overlapped(batches, process)
     finally:
         await runtime.close()
-
-
-def _tune_garbage_collector() -> None:
-    # What start-up built lives as long as the process: keep the cycle collector off it for good.
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_GENERATION_THRESHOLD, older, oldest)
 
 
 @app.task

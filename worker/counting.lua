@@ -1,8 +1,8 @@
 --[[
 counting.lua: count one project's events into its spike buckets, exactly once, and return the
-history the spike decision needs. Driven by worker/counting.py, one call per project per batch.
-Rate limits are a separate script (rate_limits.lua) sent in the same pipeline: each script has
-one job and its own watermark, so each is exactly-once on its own whichever ran before a crash.
+history the spike decision needs. Driven by worker/counting.py, one call per project per batch,
+made together with rate_limits.lua's through count_and_limit.lua: each script has one job and its
+own watermark, so each is exactly-once on its own.
 
 KEYS[1..k]  the counting watermark of each Kafka partition present in the batch, the highest
             offset already counted: {p:<project>}:wm:cnt:<topic>:<partition>

@@ -2,17 +2,15 @@
 
 Owns the call to ``counting.lua`` (arguments in, history out) and the shapes of what it returns.
 It never decides whether an issue spikes (``spike_rule``) and never talks to Redis on its own:
-``redis_stage`` queues its calls with the rate limiter's in one pipeline.
+``redis_stage`` makes its call and the rate limiter's one call per project.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
-
-from redis.asyncio.client import Pipeline
 
 from schemas.redis_keys import project_tag
 
@@ -77,17 +75,13 @@ class CountingCall:
         self._bucket_size_seconds = bucket_size_seconds
         self._history_buckets = history_buckets
 
-    def queue(
-        self,
-        pipe: Pipeline,
-        sha: str,
-        project_id: int,
-        events: Sequence[CountedEvent],
-        now: float,
-    ) -> None:
-        slots = partition_slots(events)
-        keys = [counting_watermark_key(project_id, self._topic, p) for p in slots]
-        args: list[str | int | float] = [
+    def keys(self, project_id: int, slots: Mapping[int, int]) -> list[str]:
+        """KEYS of the call for the partitions of ``slots`` (``partition_slots``)."""
+        return [counting_watermark_key(project_id, self._topic, p) for p in slots]
+
+    def fixed_args(self, project_id: int, now: float) -> list[str | int]:
+        """ARGV before the events; each event then takes 4 slots (see counting.lua)."""
+        return [
             project_tag(project_id),
             repr(now),
             self._bucket_size_seconds,
@@ -95,9 +89,6 @@ class CountingCall:
             BUCKET_TTL_SLACK_SECONDS,
             WATERMARK_TTL_SECONDS,
         ]
-        for event in events:
-            args += [slots[event.partition], event.offset, event.issue_id, repr(event.timestamp)]
-        pipe.evalsha(sha, len(keys), *keys, *args)
 
     @staticmethod
     def parse(reply: Sequence[Any]) -> ProjectCounts:

@@ -1,7 +1,7 @@
 --[[
 rate_limits.lua: charge one project's events against its token buckets, exactly once. Driven by
-worker/rate_limits.py, one call per project per batch, in the same pipeline as counting.lua (see
-its header for why they are two scripts with a watermark each).
+worker/rate_limits.py, one call per project per batch, made together with counting.lua's through
+count_and_limit.lua (see counting.lua's header for why they are two scripts, a watermark each).
 
 KEYS[1]         the project's token bucket {p:<project>}:tb:p (hash: tokens, updated_at)
 KEYS[2i]        for the i-th Kafka partition present in the batch, its rate-limit watermark, the

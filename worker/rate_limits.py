@@ -2,20 +2,18 @@
 
 Owns the translation of a project's settings into the script's arguments and of its reply into
 one outcome per event. It never forwards or drops events itself (the pipeline acts on the
-outcomes) and never talks to Redis on its own: ``redis_stage`` queues its calls in one pipeline.
+outcomes) and never talks to Redis on its own: ``redis_stage`` makes its call with counting's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
 
-from redis.asyncio.client import Pipeline
-
 from schemas.redis_keys import project_tag
-from worker.counting import WATERMARK_TTL_SECONDS, CountedEvent, partition_slots
+from worker.counting import WATERMARK_TTL_SECONDS
 
 RATE_LIMITS_LUA = files("worker").joinpath("rate_limits.lua").read_text(encoding="utf-8")
 
@@ -89,21 +87,17 @@ class RateLimitCall:
     def __init__(self, *, topic: str) -> None:
         self._topic = topic
 
-    def queue(
-        self,
-        pipe: Pipeline,
-        sha: str,
-        project_id: int,
-        limits: RateLimits,
-        events: Sequence[CountedEvent],
-        now: float,
-    ) -> None:
-        slots = partition_slots(events)
+    def keys(self, project_id: int, slots: Mapping[int, int]) -> list[str]:
+        """KEYS of the call for the partitions of ``slots`` (``counting.partition_slots``)."""
         keys = [project_bucket_key(project_id)]
         for partition in slots:
             keys.append(rate_limit_watermark_key(project_id, self._topic, partition))
             keys.append(replay_log_key(project_id, self._topic, partition))
-        args: list[str | int] = [
+        return keys
+
+    def fixed_args(self, project_id: int, limits: RateLimits, now: float) -> list[str | int]:
+        """ARGV before the events; each event then takes 3 slots (see rate_limits.lua)."""
+        return [
             project_tag(project_id),
             repr(now),
             *_bucket_args(limits.issue_value, limits.issue_bucket_minutes),
@@ -111,9 +105,6 @@ class RateLimitCall:
             REPLAY_WINDOW_OFFSETS,
             WATERMARK_TTL_SECONDS,
         ]
-        for event in events:
-            args += [slots[event.partition], event.offset, event.issue_id]
-        pipe.evalsha(sha, len(keys), *keys, *args)
 
     @staticmethod
     def parse(reply: bytes | str) -> list[RateLimitOutcome]:

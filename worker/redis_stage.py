@@ -1,8 +1,9 @@
 """The Redis stages of a batch: spike counting, then rate limits, in one pipelined round trip.
 
-Owns the round trip (each project's two script calls, all projects in one non-transactional
-pipeline) and failing open when Redis is unavailable. It never decides spikes and never forwards
-events: it returns, per project, one rate-limit outcome per event and the counts for the decision.
+Owns the round trip (one script call per project doing both, all projects in one
+non-transactional pipeline) and failing open when Redis is unavailable. It never decides spikes
+and never forwards events: it returns, per project, one rate-limit outcome per event and the
+counts for the decision.
 """
 
 from __future__ import annotations
@@ -11,16 +12,37 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import Any
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from worker.counting import COUNTING_LUA, CountedEvent, CountingCall, ProjectCounts
+from worker.counting import (
+    COUNTING_LUA,
+    CountedEvent,
+    CountingCall,
+    ProjectCounts,
+    partition_slots,
+)
 from worker.rate_limits import RATE_LIMITS_LUA, RateLimitCall, RateLimitOutcome, RateLimits
 
 logger = logging.getLogger(__name__)
+
+
+def _as_function(name: str, script: str) -> str:
+    # A script's KEYS and ARGV become the function's parameters, so its body runs unchanged.
+    return f"local function {name}(KEYS, ARGV)\n{script}\nend\n"
+
+
+# counting.lua and rate_limits.lua, each kept whole in its own file with its own contract, run as
+# functions of one script: a batch costs one call per project instead of two.
+COUNT_AND_LIMIT_LUA = (
+    _as_function("count_events", COUNTING_LUA)
+    + _as_function("charge_rate_limits", RATE_LIMITS_LUA)
+    + files("worker").joinpath("count_and_limit.lua").read_text(encoding="utf-8")
+)
 
 REDIS_FAIL_OPEN_EVENTS = Counter(
     "spikewatch_redis_fail_open_events",
@@ -43,11 +65,12 @@ class BatchResult:
 
 
 class RedisStage:
-    """Counts and rate-limits a batch, one atomic script call per project and script.
+    """Counts and rate-limits a batch, one atomic script call per project.
 
     Counting and rate limiting are two scripts so that each one reads as one job; each keeps its
-    own per-partition watermark, so each is exactly-once on its own whatever a crash interrupts.
-    Both go in the same pipeline: one round trip per batch (three after Redis lost its scripts).
+    own per-partition watermark, so each is exactly-once on its own. They run as one script call
+    per project, all projects in one pipeline: one round trip per batch (three after Redis lost
+    its scripts).
     """
 
     def __init__(
@@ -60,8 +83,7 @@ class RedisStage:
         failure_log_interval_seconds: float = 60.0,
     ) -> None:
         self._redis = redis
-        self._counting_script = redis.register_script(COUNTING_LUA)
-        self._rate_limit_script = redis.register_script(RATE_LIMITS_LUA)
+        self._script = redis.register_script(COUNT_AND_LIMIT_LUA)
         self._counting = CountingCall(
             topic=topic,
             bucket_size_seconds=bucket_size_seconds,
@@ -80,21 +102,24 @@ class RedisStage:
         try:
             replies = await self._execute(work, now)
         except (RedisError, OSError) as exc:
-            replies = [exc] * (2 * len(work))
+            replies = [exc] * len(work)
 
         projects: dict[int, ProjectResult] = {}
         failure: Exception | None = None
         failed_events = 0
-        for index, (project_id, (_, events)) in enumerate(work.items()):
-            counting_reply, rate_limit_reply = replies[2 * index : 2 * index + 2]
-            projects[project_id] = ProjectResult(
-                outcomes=_outcomes_or_admit_all(rate_limit_reply, len(events)),
-                counts=_counts_or_none(counting_reply),
-            )
-            errors = [r for r in (counting_reply, rate_limit_reply) if isinstance(r, Exception)]
-            if errors:
-                failure = errors[0]
+        for (project_id, (_, events)), reply in zip(work.items(), replies, strict=True):
+            if isinstance(reply, Exception):
+                failure = reply
                 failed_events += len(events)
+                projects[project_id] = ProjectResult(
+                    outcomes=[RateLimitOutcome.ADMITTED] * len(events), counts=None
+                )
+                continue
+            counting_reply, rate_limit_reply = reply
+            projects[project_id] = ProjectResult(
+                outcomes=RateLimitCall.parse(rate_limit_reply),
+                counts=CountingCall.parse(counting_reply),
+            )
 
         if failure is None:
             self._note_recovery()
@@ -108,8 +133,7 @@ class RedisStage:
             # Redis restarted or flushed its scripts. Sending the whole batch again is safe: the
             # watermarks turn whatever already ran into a replay with the same outcome.
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.script_load(self._counting_script.script)
-                pipe.script_load(self._rate_limit_script.script)
+                pipe.script_load(self._script.script)
                 await pipe.execute()
             replies = await self._send(work, now)
         return replies
@@ -117,10 +141,22 @@ class RedisStage:
     async def _send(self, work: Mapping[int, ProjectBatch], now: float) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for project_id, (limits, events) in work.items():
-                self._counting.queue(pipe, self._counting_script.sha, project_id, events, now)
-                self._rate_limits.queue(
-                    pipe, self._rate_limit_script.sha, project_id, limits, events, now
-                )
+                slots = partition_slots(events)
+                counting_keys = self._counting.keys(project_id, slots)
+                keys = counting_keys + self._rate_limits.keys(project_id, slots)
+                args: list[str | int] = [
+                    len(counting_keys),
+                    *self._counting.fixed_args(project_id, now),
+                    *self._rate_limits.fixed_args(project_id, limits, now),
+                ]
+                for event in events:
+                    args += (
+                        slots[event.partition],
+                        event.offset,
+                        event.issue_id,
+                        repr(event.timestamp),
+                    )
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
             return await pipe.execute(raise_on_error=False)
 
     def _note_failure(self, error: Exception, failed_events: int) -> None:
@@ -151,13 +187,3 @@ class RedisStage:
             )
             self._last_failure_log = None
             self._events_failed_open_since_log = 0
-
-
-def _outcomes_or_admit_all(reply: Any, events: int) -> list[RateLimitOutcome]:
-    if isinstance(reply, Exception):
-        return [RateLimitOutcome.ADMITTED] * events
-    return RateLimitCall.parse(reply)
-
-
-def _counts_or_none(reply: Any) -> ProjectCounts | None:
-    return None if isinstance(reply, Exception) else CountingCall.parse(reply)

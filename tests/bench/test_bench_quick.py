@@ -218,6 +218,24 @@ def test_the_steady_pass_attributes_redis_commands_to_the_worker_and_writes_no_i
 
 @pytest.mark.kafka
 @pytest.mark.redis
+def test_the_warm_worker_makes_few_redis_round_trips_and_no_statement_per_event(
+    quick_run: tuple[BenchReport, str],
+) -> None:
+    report, markdown = quick_run
+    cost: SteadyStateCost = _measured(report.steady_state)
+    # Each batch reads the config versions, then makes one pipelined call for all its projects;
+    # only a spike adds round trips (its snooze locks), never more than one per project.
+    assert 2 * cost.batches <= cost.redis_round_trips <= (PROJECT_COUNT + 2) * cost.batches
+    # One script call per project and batch: counting and rate limits share it.
+    assert cost.worker_redis_commands["evalsha"] <= PROJECT_COUNT * cost.batches
+    # Caches answer every event; only spikes and the periodic config reload reach the database.
+    assert cost.db_statements_for_events == 0
+    assert cost.db_statements == sum(cost.db_statements_by_kind.values())
+    assert f"| Redis round trips per batch | {cost.redis_round_trips_per_batch:.2f} " in markdown
+
+
+@pytest.mark.kafka
+@pytest.mark.redis
 def test_every_burst_produces_a_spike_after_its_crossing_event(
     quick_run: tuple[BenchReport, str],
 ) -> None:

@@ -72,7 +72,7 @@ LaunchWorker = Callable[..., Worker]
 
 @pytest.fixture
 def launch_worker(tmp_path: pathlib.Path, redis_url: str) -> Iterator[LaunchWorker]:
-    """Start a worker on a database, broker and topics (the shared Redis unless ``redis_url``
+    """Start a worker on a database, broker and topics (the shared Redis unless ``redis``
     names another); every one is stopped after the test."""
     started: list[Worker] = []
 

@@ -8,6 +8,7 @@ Pure builders, no I/O. Sizes are chosen against the worker's limits (1 MB per me
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import msgspec
 
 from schemas.events import DeadLetterReason
-from tests.worker.events import encode, exception_event
+from tests.worker.events import encode, exception_event, iso
 
 MEGABYTE = 1_000_000
 FORWARDED = "forwarded"
@@ -36,9 +37,14 @@ class Hostile:
     counted: bool = False
 
 
+def _event(project_id: int, **fields: Any) -> dict[str, Any]:
+    """A valid event of now: a counted one stays in the spike buckets for the whole history."""
+    return exception_event(project_id, timestamp=iso(time.time()), **fields)
+
+
 def full_event(project_id: int) -> dict[str, Any]:
     """A valid event that sends every field the worker reads."""
-    document = exception_event(
+    document = _event(
         project_id,
         release="release-1",
         symbol_set_ref="bundle-1",
@@ -95,13 +101,13 @@ def wrong_types(project_id: int) -> list[Hostile]:
 
 
 def _with_properties(project_id: int, **properties: Any) -> bytes:
-    document = exception_event(project_id)
+    document = _event(project_id)
     document["properties"].update(properties)
     return encode(document)
 
 
 def _with_frame(project_id: int, **frame: Any) -> bytes:
-    document = exception_event(project_id)
+    document = _event(project_id)
     document["properties"]["$exception_list"][0]["stacktrace"]["frames"][0].update(frame)
     return encode(document)
 
@@ -157,7 +163,7 @@ def hostile_messages(project_id: int, unknown_project_id: int) -> list[Hostile]:
         ),
         Hostile(
             "900 kB exception message",
-            encode(exception_event(project_id, error_type="Huge", value="v" * 900_000)),
+            encode(_event(project_id, error_type="Huge", value="v" * 900_000)),
             FORWARDED,
         ),
         Hostile(
@@ -177,7 +183,7 @@ def hostile_messages(project_id: int, unknown_project_id: int) -> list[Hostile]:
         ),
         Hostile(
             "NUL in an exception type",
-            encode(exception_event(project_id, error_type="Nul\u0000Error")),
+            encode(_event(project_id, error_type="Nul\u0000Error")),
             DeadLetterReason.PROCESSING_ERROR.value,
         ),
         Hostile(
@@ -189,17 +195,17 @@ def hostile_messages(project_id: int, unknown_project_id: int) -> list[Hostile]:
         ),
         Hostile(
             "project id beyond 32 bits",
-            encode(exception_event(2**40)),
+            encode(_event(2**40)),
             DeadLetterReason.UNKNOWN_PROJECT.value,
         ),
         Hostile(
             "negative project id",
-            encode(exception_event(-1)),
+            encode(_event(-1)),
             DeadLetterReason.UNKNOWN_PROJECT.value,
         ),
         Hostile(
             "unknown project",
-            encode(exception_event(unknown_project_id)),
+            encode(_event(unknown_project_id)),
             DeadLetterReason.UNKNOWN_PROJECT.value,
         ),
         *wrong_types(project_id),
