@@ -1,15 +1,18 @@
 """The machine's own ceilings on the loaded topic, each measured in a subprocess of its own:
 A consumes (getmany) and decodes every event; B also re-encodes it, produces it to another topic
 and awaits delivery and the offset commit per batch, the least any at-least-once relay must do.
+Beside them, the Faust floor: B's relay as a Faust agent (``bench.faust_relay``).
 
 ``python -m bench.ceilings`` is the child; ``run_ceiling`` starts it and reads its one JSON line.
-Neither does any of spikewatch's work, so neither may be compared to it on anything but speed.
+None does any of spikewatch's work, so none may be compared to it on anything but speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import pathlib
 import sys
 import time
 import uuid
@@ -62,6 +65,51 @@ async def run_ceiling(
     if child.returncode != 0:
         raise RuntimeError(f"ceiling {kind} failed: {stderr.decode(errors='replace')[-2000:]}")
     return msgspec.json.decode(stdout.splitlines()[-1], type=Throughput)
+
+
+async def run_faust_relay(
+    *,
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    relay_topic: str,
+    workdir: pathlib.Path,
+    timeout_seconds: float,
+) -> Throughput:
+    """Run ``bench.faust_relay`` over the first ``expected`` events of ``topic``."""
+    home = workdir / f"faust-relay-{uuid.uuid4().hex[:8]}"
+    home.mkdir(parents=True)
+    result = home / "result.json"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "BENCH_RELAY_SOURCE": topic,
+        "BENCH_RELAY_TARGET": relay_topic,
+        "BENCH_RELAY_EXPECTED": str(expected),
+        "BENCH_RELAY_RESULT": str(result),
+        "BENCH_RELAY_GROUP": f"bench-faust-relay-{uuid.uuid4().hex[:8]}",
+    }
+    with (home / "faust.log").open("wb") as log:
+        # Faust keeps a data directory where it runs: the child runs in a directory of its own.
+        child = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "faust", "-A", "bench.faust_relay", "worker", "-l", "warn"],
+            cwd=home,
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            await asyncio.wait_for(child.wait(), timeout_seconds)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+            raise RuntimeError(
+                f"the Faust relay did not finish within {timeout_seconds:.0f} s"
+            ) from None
+    if child.returncode != 0 or not result.exists():
+        tail = (home / "faust.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the Faust relay failed (status {child.returncode}): {tail}")
+    return msgspec.json.decode(result.read_bytes(), type=Throughput)
 
 
 async def consume(

@@ -64,22 +64,22 @@ async def create_bench_database(
     stream_projects: Sequence[int],
     *,
     javascript_projects: Sequence[int],
-    burst_project: int | None = None,
+    burst_projects: Sequence[int] = (),
     burst_threshold: int | None = None,
 ) -> BenchConfiguration:
     """Migrate ``url`` and store the projects and their configuration.
 
-    The burst project gets a low spike threshold so that the latency bursts cross it quickly; the
+    The burst projects get a low spike threshold so that the latency bursts cross it quickly; the
     stream projects keep the defaults (threshold 500, multiplier 10)."""
     await asyncio.to_thread(upgrade, url)
     rules = suppression_rules(stream_projects, javascript_projects)
     limits = rate_limits(stream_projects)
     spike_configs = []
     project_rows = [{"id": pid, "name": f"bench project {pid}"} for pid in stream_projects]
-    if burst_project is not None:
-        if burst_threshold is None:
-            raise ValueError("a burst project needs its spike threshold")
-        project_rows.append({"id": burst_project, "name": f"bench bursts {burst_project}"})
+    if burst_projects and burst_threshold is None:
+        raise ValueError("burst projects need their spike threshold")
+    for burst_project in burst_projects:
+        project_rows.append({"id": burst_project, "name": f"bench burst {burst_project}"})
         spike_configs.append(
             {
                 "project_id": burst_project,

@@ -1,6 +1,7 @@
 """Detection latency: with the worker live under a steady background stream, inject bursts of new
-issues (one manual fingerprint each, in a project with a low spike threshold) and time each from
-producing the event that crosses the threshold to its spike being appended to the spike topic.
+issues (one manual fingerprint each, each in a project of its own with a low spike threshold) and
+time each from producing the event that crosses the threshold to its spike being appended to the
+spike topic.
 
 The spike topic stamps records with the broker's append time, so a slow reader here cannot inflate
 the figure. A spike maps back to its burst through its issue's fingerprint in the database.
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -45,7 +46,7 @@ class LatencyPlan:
 async def measure_detection_latency(
     plan: LatencyPlan,
     *,
-    burst_project: int,
+    burst_projects: Sequence[int],
     bootstrap: str,
     input_topic: str,
     spike_topic: str,
@@ -62,7 +63,7 @@ async def measure_detection_latency(
         _produce_background(plan, bootstrap, input_topic, background)
     )
     try:
-        crossed_at = await _inject_bursts(plan, burst_project, bootstrap, input_topic)
+        crossed_at = await _inject_bursts(plan, burst_projects, bootstrap, input_topic)
         background_sent, background_elapsed = await background_task
         issue_fingerprints = await _wait_for_burst_spikes(
             plan, database_url, set(crossed_at), first_spike_at, listener
@@ -166,13 +167,14 @@ async def _produce_background(
 
 
 async def _inject_bursts(
-    plan: LatencyPlan, burst_project: int, bootstrap: str, topic: str
+    plan: LatencyPlan, burst_projects: Sequence[int], bootstrap: str, topic: str
 ) -> dict[str, float]:
     """Send each burst, its last event alone once the others are acknowledged; returns, per burst
     fingerprint, the wall-clock time just before the threshold-crossing event was sent."""
     span = max(plan.background_seconds - 2 * BURST_MARGIN_SECONDS, 0.0)
     interval = span / max(plan.bursts - 1, 1)
-    key = str(burst_project).encode()
+    if len(burst_projects) < plan.bursts:
+        raise ValueError(f"{plan.bursts} bursts need as many projects, not {len(burst_projects)}")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await producer.start()
     crossed_at = {}
@@ -183,6 +185,8 @@ async def _inject_bursts(
                 max(0.0, started + BURST_MARGIN_SECONDS + burst * interval - time.monotonic())
             )
             fingerprint = plan.fingerprint(burst)
+            burst_project = burst_projects[burst]
+            key = str(burst_project).encode()
             timestamp = utc_timestamp()
             values = [
                 small_event(burst_project, fingerprint, str(uuid.uuid4()), timestamp)

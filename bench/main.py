@@ -1,5 +1,6 @@
-"""One benchmark run, in order: generate and load the stream, ceilings A and B, the worker over the
-same topic, its steady-state cost, detection latency, then memory under growth on a fresh worker.
+"""One benchmark run, in order: generate and load the stream, ceilings A and B and the Faust floor,
+the worker over the same topic, its steady-state cost, detection latency, then memory under growth
+on a fresh worker.
 
 Each spikewatch part that fails is recorded as not measured, with the reason and the worker's log,
 and the run carries on: the report always says what was and was not measured. The bench's topics
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from bench import kafka_io
-from bench.ceilings import CEILING_A, CEILING_B, run_ceiling
+from bench.ceilings import CEILING_A, CEILING_B, run_ceiling, run_faust_relay
 from bench.cost import measure_steady_state
 from bench.database import BenchConfiguration, create_bench_database, sqlite_url
 from bench.generator import PROJECT_COUNT, GeneratedEvent, StreamGenerator
@@ -111,20 +112,23 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
             run.database_url,
             run.stream.project_ids,
             javascript_projects=run.stream.javascript_projects,
-            burst_project=run.burst_project if options.latency else None,
+            burst_projects=run.burst_projects if options.latency else (),
             burst_threshold=options.latency.threshold if options.latency else None,
         )
         await kafka_io.create_run_topics(options.kafka_bootstrap, run.topics)
-        await kafka_io.create_topics(options.kafka_bootstrap, [run.relay_topic])
+        relay_topics = [run.relay_topic, run.faust_relay_topic]
+        await kafka_io.create_topics(options.kafka_bootstrap, relay_topics)
         try:
             stream = await _load_stream(run, configuration)
             ceiling_a, ceiling_b = await _ceilings(run, stream.events_loaded)
             relay_topic_events = await _count_events(run, run.relay_topic)
+            faust_relay = await _attempt(_faust_relay(run, stream.events_loaded))
+            faust_relay_topic_events = await _count_events(run, run.faust_relay_topic)
             spikewatch, steady_state, latency = await _worker_parts(run, stream.events_loaded)
             spikes_published = await _count_events(run, run.topics.spikes)
         finally:
             await kafka_io.delete_topics(
-                options.kafka_bootstrap, [*run.topics.all(), run.relay_topic]
+                options.kafka_bootstrap, [*run.topics.all(), *relay_topics]
             )
         memory = await _memory_part(run) if options.memory_fingerprints else None
     return BenchReport(
@@ -137,6 +141,8 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
         ceiling_a=ceiling_a,
         ceiling_b=ceiling_b,
         relay_topic_events=relay_topic_events,
+        faust_relay=faust_relay,
+        faust_relay_topic_events=faust_relay_topic_events,
         spikewatch=spikewatch,
         spikes_published=spikes_published,
         steady_state=steady_state,
@@ -152,9 +158,10 @@ class _Run:
     options: BenchOptions
     workdir: pathlib.Path
     stream: StreamGenerator
-    burst_project: int
+    burst_projects: list[int]
     topics: kafka_io.RunTopics
     relay_topic: str
+    faust_relay_topic: str
     database_url: str
     # Catalog indices of the issues loaded, so the steady pass replays known issues only.
     seen_issues: set[int] = field(default_factory=set)
@@ -166,12 +173,22 @@ class _Run:
             options=options,
             workdir=workdir,
             stream=StreamGenerator(options.seed, [base + n for n in range(1, PROJECT_COUNT + 1)]),
-            # Bursts go to a project of their own, without history: only its threshold matters.
-            burst_project=base + PROJECT_COUNT + 1,
+            # Each burst goes to a project of its own that never had an event: the baseline is
+            # then 0 and only the threshold matters. (Bursts sharing a project would, once a
+            # 5-minute bucket boundary passed, meet the earlier bursts' counts as the project's
+            # history, and a baseline of the threshold itself.)
+            burst_projects=[
+                base + PROJECT_COUNT + 1 + burst for burst in range(_burst_count(options))
+            ],
             topics=kafka_io.RunTopics.unique("main"),
             relay_topic=f"bench-relay-{uuid.uuid4().hex[:8]}",
+            faust_relay_topic=f"bench-faust-relay-{uuid.uuid4().hex[:8]}",
             database_url=sqlite_url(workdir / "bench.db"),
         )
+
+
+def _burst_count(options: BenchOptions) -> int:
+    return options.latency.bursts if options.latency else 0
 
 
 async def _load_stream(run: _Run, configuration: BenchConfiguration) -> StreamSummary:
@@ -209,7 +226,7 @@ async def _load_stream(run: _Run, configuration: BenchConfiguration) -> StreamSu
 async def _ceilings(
     run: _Run, loaded: int
 ) -> tuple[Throughput | PartFailure, Throughput | PartFailure]:
-    timeout_seconds = max(CEILING_MIN_TIMEOUT_SECONDS, loaded / CEILING_SLOWEST_EVENTS_PER_SECOND)
+    timeout_seconds = _ceiling_timeout_seconds(loaded)
     results = []
     for kind, relay_topic in ((CEILING_A, None), (CEILING_B, run.relay_topic)):
         ceiling = run_ceiling(
@@ -223,6 +240,21 @@ async def _ceilings(
         results.append(await _attempt(ceiling))
     ceiling_a, ceiling_b = results
     return ceiling_a, ceiling_b
+
+
+async def _faust_relay(run: _Run, loaded: int) -> Throughput:
+    return await run_faust_relay(
+        bootstrap=run.options.kafka_bootstrap,
+        topic=run.topics.exception_events,
+        expected=loaded,
+        relay_topic=run.faust_relay_topic,
+        workdir=run.workdir,
+        timeout_seconds=_ceiling_timeout_seconds(loaded),
+    )
+
+
+def _ceiling_timeout_seconds(loaded: int) -> float:
+    return max(CEILING_MIN_TIMEOUT_SECONDS, loaded / CEILING_SLOWEST_EVENTS_PER_SECOND)
 
 
 async def _worker_parts(
@@ -276,7 +308,7 @@ async def _detection_latency(run: _Run, plan: LatencyPlan) -> DetectionLatency:
     background_events = int(plan.background_events_per_second * plan.background_seconds)
     return await measure_detection_latency(
         plan,
-        burst_project=run.burst_project,
+        burst_projects=run.burst_projects,
         bootstrap=run.options.kafka_bootstrap,
         input_topic=run.topics.exception_events,
         spike_topic=run.topics.spikes,

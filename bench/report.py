@@ -74,13 +74,19 @@ def render_report(report: BenchReport) -> str:
 
 
 def spikewatch_to_ceiling_b(report: BenchReport) -> float | None:
-    if isinstance(report.spikewatch, PartFailure) or isinstance(report.ceiling_b, PartFailure):
+    return _rate_ratio(report.spikewatch, report.ceiling_b)
+
+
+def _rate_ratio(
+    worker: WorkerThroughput | PartFailure, reference: Throughput | PartFailure
+) -> float | None:
+    if isinstance(worker, PartFailure) or isinstance(reference, PartFailure):
         return None
-    worker_rate = report.spikewatch.throughput.events_per_second
-    ceiling_rate = report.ceiling_b.events_per_second
-    if worker_rate is None or not ceiling_rate:
+    worker_rate = worker.throughput.events_per_second
+    reference_rate = reference.events_per_second
+    if worker_rate is None or not reference_rate:
         return None
-    return worker_rate / ceiling_rate
+    return worker_rate / reference_rate
 
 
 def _stream(report: BenchReport) -> list[str]:
@@ -112,6 +118,7 @@ def _throughput(report: BenchReport) -> list[str]:
         "|---|---|---|---|---|---|",
         _throughput_row("ceiling A", report.ceiling_a),
         _throughput_row("ceiling B", report.ceiling_b),
+        _throughput_row("Faust relay", report.faust_relay),
         _throughput_row(
             "spikewatch",
             report.spikewatch.throughput
@@ -122,7 +129,12 @@ def _throughput(report: BenchReport) -> list[str]:
     ]
     ratio = spikewatch_to_ceiling_b(report)
     lines.append(f"spikewatch / ceiling B: {_figure(ratio, '.2f')}")
-    lines.append(f"ceiling B's output topic holds {report.relay_topic_events} events.")
+    to_faust = _rate_ratio(report.spikewatch, report.faust_relay)
+    lines.append(f"spikewatch / Faust relay: {_figure(to_faust, '.2f')}")
+    lines.append(
+        f"ceiling B's output topic holds {report.relay_topic_events} events; the Faust relay's "
+        f"holds {report.faust_relay_topic_events}."
+    )
     if isinstance(report.spikewatch, WorkerThroughput):
         outcomes = report.spikewatch.outcomes
         listed = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items()))
@@ -140,6 +152,9 @@ def _throughput(report: BenchReport) -> list[str]:
         "last event is done; peak RSS is VmHWM. Ceiling A: aiokafka `getmany` (1,000 records) and "
         "a typed msgspec decode of each event. Ceiling B: A, plus re-encoding each event, "
         "producing it to another topic, awaiting every delivery and committing offsets, per batch. "
+        "Faust relay: B's work as a Faust agent on the worker's Faust settings "
+        "(`bench.faust_relay`: uvloop, `noack_take` batches of 1,000, acks after delivery): the "
+        "most a worker on this stack can do before doing anything of its own. "
         "spikewatch: the real worker (`faust -A worker.app worker`, started through "
         "`bench.worker_probe`, see Cost per event), timed by polling its /metrics every 0.2 s.",
     ]
@@ -168,7 +183,7 @@ def _latency(latency: DetectionLatency | PartFailure | None) -> list[str]:
         f"| bursts injected | {latency.bursts} |",
         f"| spikes matched to a burst | {len(latency.latencies_seconds)} |",
         f"| bursts without a spike | {latency.bursts_without_spike} |",
-        f"| spike threshold of the burst project | {latency.threshold} |",
+        f"| spike threshold of the burst projects | {latency.threshold} |",
         f"| background events sent | {latency.background_events} |",
         f"| background rate reached | {latency.background_events_per_second:,.0f} events/s |",
         f"| latency p50 | {_seconds(latency.p50_seconds)} |",
@@ -176,10 +191,10 @@ def _latency(latency: DetectionLatency | PartFailure | None) -> list[str]:
         f"| other spikes meanwhile | {latency.other_spikes} |",
         "",
         "The worker runs live while a steady background stream is produced; each burst is a new "
-        "issue (its own `$exception_fingerprint`) in a project with no history and a low "
-        "threshold. Latency = the spike record's append time on the spike topic (the topic uses "
-        "LogAppendTime) minus the wall-clock time just before the threshold-crossing event was "
-        "produced; the spike maps back to its burst through its issue's fingerprint in the "
+        "issue (its own `$exception_fingerprint`) in a project of its own, with no history and a "
+        "low threshold. Latency = the spike record's append time on the spike topic (the topic "
+        "uses LogAppendTime) minus the wall-clock time just before the threshold-crossing event "
+        "was produced; the spike maps back to its burst through its issue's fingerprint in the "
         "database.",
     ]
 
@@ -308,6 +323,7 @@ def _failures(report: BenchReport) -> list[str]:
     for name, part in (
         ("ceiling A", report.ceiling_a),
         ("ceiling B", report.ceiling_b),
+        ("Faust relay", report.faust_relay),
         ("spikewatch", report.spikewatch),
         ("cost per event", report.steady_state),
         ("detection latency", report.latency),

@@ -168,6 +168,9 @@ class BenchReport:
     ceiling_b: Throughput | PartFailure
     # Events found on ceiling B's output topic afterwards: the proof that B relayed them all.
     relay_topic_events: int
+    # Ceiling B's relay as a Faust agent on the worker's Faust settings, and its output topic.
+    faust_relay: Throughput | PartFailure
+    faust_relay_topic_events: int
     spikewatch: WorkerThroughput | PartFailure
     # Spike records on the worker's spike topic after all its parts.
     spikes_published: int
