@@ -28,6 +28,7 @@ from bench.generator import PROJECT_COUNT, GeneratedEvent, StreamGenerator
 from bench.latency import LatencyPlan, measure_detection_latency
 from bench.machine import describe_machine, describe_versions
 from bench.memory import distinct_fingerprint_events, measure_memory_growth
+from bench.profile import ProfileSummary, WorkerProfiler
 from bench.results import (
     BenchReport,
     DetectionLatency,
@@ -67,6 +68,8 @@ class BenchOptions:
     memory_fingerprints: int | None
     seed: int = 7
     workdir: pathlib.Path | None = None
+    # Sample the worker with py-spy during the throughput part (bench/profile.py).
+    profile: bool = False
 
     @classmethod
     def sized(
@@ -80,6 +83,7 @@ class BenchOptions:
         skip_latency: bool = False,
         skip_memory: bool = False,
         workdir: pathlib.Path | None = None,
+        profile: bool = False,
     ) -> BenchOptions:
         """The full run (issue 7's sizes) or the quick one CI uses to prove the bench works."""
         label = uuid.uuid4().hex[:6]
@@ -101,6 +105,7 @@ class BenchOptions:
             latency=None if skip_latency else latency,
             memory_fingerprints=None if skip_memory else (20_000 if quick else 1_000_000),
             workdir=workdir,
+            profile=profile,
         )
 
 
@@ -124,7 +129,9 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
             relay_topic_events = await _count_events(run, run.relay_topic)
             faust_relay = await _attempt(_faust_relay(run, stream.events_loaded))
             faust_relay_topic_events = await _count_events(run, run.faust_relay_topic)
-            spikewatch, steady_state, latency = await _worker_parts(run, stream.events_loaded)
+            spikewatch, steady_state, latency, profile = await _worker_parts(
+                run, stream.events_loaded
+            )
             spikes_published = await _count_events(run, run.topics.spikes)
         finally:
             await kafka_io.delete_topics(
@@ -148,6 +155,7 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
         steady_state=steady_state,
         latency=latency,
         memory=memory,
+        profile=profile,
     )
 
 
@@ -263,28 +271,47 @@ async def _worker_parts(
     WorkerThroughput | PartFailure,
     SteadyStateCost | PartFailure,
     DetectionLatency | PartFailure | None,
+    ProfileSummary | PartFailure | None,
 ]:
-    """Throughput over the loaded topic, then, with the same worker caught up and still running,
-    the steady-state cost and the detection latency."""
+    """Throughput over the loaded topic (sampled by py-spy if asked), then, with the same worker
+    caught up and still running, the steady-state cost and the detection latency."""
     options = run.options
     worker = BenchWorker(
         WorkerEnvironment(run.database_url, options.redis_url, options.kafka_bootstrap, run.topics),
         run.workdir,
     )
     try:
-        spikewatch = await _attempt(
-            measure_worker_throughput(worker, loaded, stall_seconds=STALL_SECONDS), worker
-        )
+        spikewatch, profile = await _throughput_part(run, worker, loaded)
         if isinstance(spikewatch, PartFailure):
             not_run = PartFailure("not run: the worker did not get through the loaded stream")
-            return spikewatch, not_run, (not_run if options.latency else None)
+            return spikewatch, not_run, (not_run if options.latency else None), profile
         steady_state = await _attempt(_steady_state(run, worker), worker)
         latency = None
         if options.latency is not None:
             latency = await _attempt(_detection_latency(run, options.latency), worker)
-        return spikewatch, steady_state, latency
+        return spikewatch, steady_state, latency, profile
     finally:
         worker.stop()
+
+
+async def _throughput_part(
+    run: _Run, worker: BenchWorker, loaded: int
+) -> tuple[WorkerThroughput | PartFailure, ProfileSummary | PartFailure | None]:
+    throughput = measure_worker_throughput(worker, loaded, stall_seconds=STALL_SECONDS)
+    if not run.options.profile:
+        return await _attempt(throughput, worker), None
+    profiler = WorkerProfiler(worker.pid, run.workdir / "worker-profile.txt")
+    started = await _attempt(_start_profiler(worker, profiler))
+    spikewatch = await _attempt(throughput, worker)
+    if isinstance(started, PartFailure):
+        return spikewatch, started
+    return spikewatch, await _attempt(profiler.stop())
+
+
+async def _start_profiler(worker: BenchWorker, profiler: WorkerProfiler) -> None:
+    # From the first /metrics answer: the imports and start-up before it are not the hot path.
+    await worker.wait_until_serving()
+    await profiler.start()
 
 
 async def _steady_state(run: _Run, worker: BenchWorker) -> SteadyStateCost:

@@ -7,9 +7,11 @@ Formatting only: it measures nothing and never rounds a figure into a verdict it
 from __future__ import annotations
 
 import pathlib
+import re
 from collections.abc import Callable
 
 from bench.generator import PROJECT_COUNT
+from bench.profile import ProfileSummary
 from bench.results import (
     BenchReport,
     DetectionLatency,
@@ -38,8 +40,21 @@ TARGET_PEAK_RSS_BYTES = 300 * 1024 * 1024
 MIB = 1024 * 1024
 
 
+# A section written by hand at the end of the report (what the figures mean, what bounds them):
+# kept as it is when the report is written again over the same file.
+NOTES_HEADING = "## Notes"
+
+
 def write_report(report: BenchReport, path: pathlib.Path) -> None:
-    path.write_text(render_report(report))
+    path.write_text(render_report(report) + kept_notes(path))
+
+
+def kept_notes(path: pathlib.Path) -> str:
+    """The hand-written notes section of the report at ``path``, if any, from its heading on."""
+    if not path.exists():
+        return ""
+    notes = re.search(f"^{re.escape(NOTES_HEADING)}$", path.read_text(), re.MULTILINE)
+    return "\n" + notes.string[notes.start() :] if notes else ""
 
 
 def render_report(report: BenchReport) -> str:
@@ -65,6 +80,7 @@ def render_report(report: BenchReport) -> str:
         ("Cost per event", _cost(report.steady_state)),
         ("Memory under growth", _memory(report.memory)),
         ("Targets", _targets(report)),
+        *([("Profile", _profile(report.profile))] if report.profile is not None else []),
     ):
         lines += [f"## {section}", "", *body, ""]
     failures = _failures(report)
@@ -328,11 +344,35 @@ def _failures(report: BenchReport) -> list[str]:
         ("cost per event", report.steady_state),
         ("detection latency", report.latency),
         ("memory under growth", report.memory),
+        ("profile", report.profile),
     ):
         if isinstance(part, PartFailure):
             lines += [f"### {name}", "", part.reason, ""]
             if part.log_tail:
                 lines += ["Last lines of the worker's log:", "", "```", part.log_tail, "```", ""]
+    return lines
+
+
+def _profile(profile: ProfileSummary | PartFailure) -> list[str]:
+    if isinstance(profile, PartFailure):
+        return ["Not measured (see Failures)."]
+    lines = [
+        f"py-spy sampled the worker at {profile.samples_per_second} Hz during the throughput part: "
+        f"{profile.samples} samples with the worker on the CPU (idle waits are not sampled).",
+        "",
+        "| where the CPU went | share |",
+        "|---|---|",
+        *(f"| {_cell(name)} | {share:.1%} |" for name, share in profile.by_component),
+        "",
+        "| innermost frame | share |",
+        "|---|---|",
+        *(f"| `{_cell(frame)}` | {share:.1%} |" for frame, share in profile.top_frames),
+        "",
+        "A sample counts for the innermost spikewatch stage on its stack (a module of `worker/`; "
+        "what a stage calls, msgspec or redis-py, counts as that stage), or else for the package "
+        "of its innermost frame: Faust and mode (its stream, events and acks), aiokafka, the event "
+        "loop. `worker.app`, the agent every batch passes through, is not a stage.",
+    ]
     return lines
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
+from bench.profile import ProfileSummary
+
 EVENTS_PER_CPU_FIGURE = 100_000
 
 
@@ -177,6 +179,8 @@ class BenchReport:
     steady_state: SteadyStateCost | PartFailure
     latency: DetectionLatency | PartFailure | None
     memory: MemoryGrowth | PartFailure | None
+    # Where the worker's CPU went during the throughput part; None unless --profile.
+    profile: ProfileSummary | PartFailure | None = None
 
 
 def _percentile(values: list[float], percent: float) -> float | None:

@@ -12,6 +12,8 @@ import pytest
 
 from schemas.settings import Settings
 
+pytest_plugins = ["tests.support.own_server_fixtures"]
+
 
 def _require_tcp(name: str, host: str, port: int) -> None:
     try:

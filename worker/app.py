@@ -22,6 +22,7 @@ from schemas.settings import get_settings
 from worker import metrics
 from worker.batch_overlap import process_overlapped
 from worker.garbage import BatchGarbageCollector
+from worker.partition_order import PartitionOrder
 from worker.records import SourceMessage
 from worker.runtime import WorkerRuntime
 from worker.sinks import OutgoingMessage
@@ -45,8 +46,9 @@ PRODUCER_MAX_BATCH_BYTES = 1_048_576
 # Faust feeds its streams on the event loop the pipeline runs on, so while a batch is processed
 # only what the consumer thread already fetched can be ready next. At the 1 MiB default a
 # partition holds a couple of hundred events of a few KB, and each batch then waits for fetches;
-# 8 MiB a partition keeps a few batches ahead (memory: 8 MiB for each assigned partition).
-CONSUMER_MAX_FETCH_BYTES = 8 * 1_048_576
+# 4 MiB a partition keeps a batch or two ahead (memory: 4 MiB for each assigned partition, and
+# the fetched events once decoded, several times that).
+CONSUMER_MAX_FETCH_BYTES = 4 * 1_048_576
 CONSUMER_LAG_REFRESH_SECONDS = 5.0
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 # Partitions of a topic the worker finds missing and creates (a deployment normally provisions
@@ -99,6 +101,7 @@ spike_events = app.topic(
 
 # Offset after the last event processed, per partition: the consumer lag's reference point.
 _next_offsets: dict[TP, int] = {}
+_partition_order: PartitionOrder[TP] = PartitionOrder(_next_offsets)
 
 
 @app.agent(exception_events, concurrency=1)
@@ -107,8 +110,14 @@ async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
     garbage = BatchGarbageCollector()
     garbage.start()
 
-    async def process(events: Sequence[faust.types.EventT]) -> None:
-        await runtime.handle([_source_message(event.message) for event in events])
+    async def process(batch: Sequence[faust.types.EventT]) -> None:
+        admission = _partition_order.admit(batch, _position)
+        for tp, offset in admission.read_again.items():
+            log.warning("%s lost queued events in a rebalance; reading again from %d", tp, offset)
+            await app.consumer.seek(tp, offset)
+        events = admission.ready
+        if events:
+            await runtime.handle([_source_message(event.message) for event in events])
         for event in events:
             await stream.ack(event)
             _next_offsets[event.message.tp] = event.message.offset + 1
@@ -123,6 +132,11 @@ async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
         await runtime.close()
 
 
+@app.on_partitions_assigned.connect
+async def track_assignment(sender: faust.App, assigned: set[TP], **_: Any) -> None:
+    _partition_order.on_assigned(assigned)
+
+
 @app.task
 async def declare_spike_topic() -> None:
     await spike_events.maybe_declare()
@@ -132,6 +146,10 @@ async def _produce(message: OutgoingMessage) -> Any:
     return await app.producer.send(
         message.topic, message.key, message.value, partition=None, timestamp=None, headers=None
     )
+
+
+def _position(event: faust.types.EventT) -> tuple[TP, int]:
+    return event.message.tp, event.message.offset
 
 
 def _source_message(message: faust.types.Message) -> SourceMessage:

@@ -55,20 +55,16 @@ class SpikeStage:
         except Exception:
             log.exception("could not read the issues of %d spiking projects", len(candidates))
             return []
-        published: list[SpikeEventMessage] = []
-        for project_id, spiking in candidates.items():
-            emissions = await emit_spikes(
-                self._redis,
-                project_id,
-                spiking,
-                issues,
-                configs[project_id].spike,
-                now,
-                self._publish,
-            )
-            published += emissions.published
-            metrics.SPIKES_SNOOZED.inc(len(emissions.snoozed))
-        return published
+        emissions = await emit_spikes(
+            self._redis,
+            candidates,
+            issues,
+            {project_id: configs[project_id].spike for project_id in candidates},
+            now,
+            self._publish,
+        )
+        metrics.SPIKES_SNOOZED.inc(len(emissions.snoozed))
+        return emissions.published
 
     async def _publish(self, spike: SpikeEventMessage) -> None:
         # Stored first: whoever hears of the spike on the topic can read it back from the API.

@@ -1,8 +1,8 @@
 """Spike events: turn the rule's candidates into messages, under each issue's snooze lock.
 
-Owns the deterministic spike id, the message shape and the order snooze -> publish -> release on
-failure. It never decides spikes (``spike_rule``) and never writes the database or Kafka itself:
-the caller's ``publish`` does both, so this module stays testable on Redis alone.
+Owns the deterministic spike id, the message shape and the order snooze -> publish -> confirm (or
+release on failure). It never decides spikes (``spike_rule``) and never writes the database or
+Kafka itself: the caller's ``publish`` does both, so this module stays testable on Redis alone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from schemas.events import SpikeEventMessage, SpikeIssue
-from worker.snooze import acquire_snoozes, release_snooze
+from worker.snooze import SnoozeLock, acquire_snoozes, confirm_snoozes, release_snooze
 from worker.spike_rule import SpikeCandidate, SpikeConfig
 
 logger = logging.getLogger(__name__)
@@ -67,50 +67,70 @@ class SpikeEmissions:
 
 async def emit_spikes(
     redis: Redis,
-    project_id: int,
-    candidates: Sequence[SpikeCandidate],
+    candidates: Mapping[int, Sequence[SpikeCandidate]],
     issues: Mapping[str, SpikeIssue],
-    config: SpikeConfig,
+    configs: Mapping[int, SpikeConfig],
     now: float,
     publish: PublishSpike,
 ) -> SpikeEmissions:
-    """Publish a spike event for every candidate whose issue is not snoozed, snoozing it.
+    """Publish a spike event for every candidate (by project) whose issue is not snoozed,
+    snoozing it; the locks of all projects are taken in one round trip and confirmed in another.
 
     ``issues`` gives each issue's name and description; an issue missing from it is published
     with its id only. ``now`` (epoch seconds) becomes ``detected_at``.
     """
     emissions = SpikeEmissions()
-    if not candidates:
+    planned: dict[tuple[int, str], tuple[SpikeEventMessage, SnoozeLock]] = {}
+    for project_id, spiking in candidates.items():
+        config = configs[project_id]
+        for candidate in spiking:
+            if (project_id, candidate.issue_id) in planned:
+                continue
+            issue = issues.get(candidate.issue_id) or SpikeIssue(candidate.issue_id, None, None)
+            event = build_spike_event(project_id, issue, candidate, config, now)
+            lock = SnoozeLock(project_id, candidate.issue_id, event.id, config.snooze_seconds)
+            planned[project_id, candidate.issue_id] = (event, lock)
+    if not planned:
         return emissions
     try:
-        snoozed_now = await acquire_snoozes(
-            redis, project_id, [c.issue_id for c in candidates], config.snooze_seconds
-        )
+        granted = await acquire_snoozes(redis, [lock for _, lock in planned.values()])
     except RedisError:
         # Without the lock a spike could be published by every batch; skipping is safe because
         # the next batch decides again on the same counts.
-        logger.warning("Could not take snooze locks of project %d; spikes wait", project_id)
+        logger.warning("Could not take the snooze locks of %d spikes; they wait", len(planned))
         return emissions
 
-    for candidate in candidates:
-        if candidate.issue_id not in snoozed_now:
-            emissions.snoozed.append(candidate.issue_id)
+    published: list[SnoozeLock] = []
+    for (event, lock), go in zip(planned.values(), granted, strict=True):
+        if not go:
+            emissions.snoozed.append(lock.issue_id)
             continue
-        issue = issues.get(candidate.issue_id) or SpikeIssue(candidate.issue_id, None, None)
-        event = build_spike_event(project_id, issue, candidate, config, now)
         try:
             await publish(event)
         except Exception:
-            logger.exception("Publishing spike %s of issue %s failed", event.id, issue.id)
-            await _release(redis, project_id, candidate.issue_id)
+            logger.exception("Publishing spike %s of issue %s failed", event.id, lock.issue_id)
+            await _release(redis, lock)
             emissions.failed.append(event)
         else:
             emissions.published.append(event)
+            published.append(lock)
+    await _confirm(redis, published)
     return emissions
 
 
-async def _release(redis: Redis, project_id: int, issue_id: str) -> None:
+async def _confirm(redis: Redis, locks: list[SnoozeLock]) -> None:
     try:
-        await release_snooze(redis, project_id, issue_id)
+        await confirm_snoozes(redis, locks)
     except RedisError:
-        logger.warning("Could not release the snooze of issue %s; it expires on its own", issue_id)
+        # The locks stay pending: a redelivery of this batch would publish these spikes again,
+        # under the same ids. Their snooze holds either way.
+        logger.warning("Could not mark %d published spikes in Redis", len(locks))
+
+
+async def _release(redis: Redis, lock: SnoozeLock) -> None:
+    try:
+        await release_snooze(redis, lock)
+    except RedisError:
+        logger.warning(
+            "Could not release the snooze of issue %s; it expires on its own", lock.issue_id
+        )

@@ -29,6 +29,12 @@ def register(cli: typer.Typer) -> None:
         skip_memory: bool = typer.Option(
             False, "--skip-memory", help="Leave out the memory-under-growth part."
         ),
+        profile: bool = typer.Option(
+            False,
+            "--profile",
+            help="Sample the worker with py-spy during the throughput part and report where "
+            "its CPU goes.",
+        ),
     ) -> None:
         """Benchmark throughput, detection latency, cost per event and memory; write a report."""
         # Imported here: the bench loads numpy, aiokafka and the database layer, which the other
@@ -48,6 +54,7 @@ def register(cli: typer.Typer) -> None:
             events=events,
             skip_latency=skip_latency,
             skip_memory=skip_memory,
+            profile=profile,
         )
         report = asyncio.run(run_benchmark(options))
         write_report(report, output)

@@ -19,7 +19,6 @@ from tests.api.conftest import (  # noqa: F401  (fixtures used by the tests of t
     globex,
     sessionmaker,
 )
-from tests.api_reliability.own_servers import OwnPostgres, OwnRedis
 from tests.support.databases import database_url  # noqa: F401
 
 
@@ -28,25 +27,3 @@ def api_process(database_url: str, api_redis_url: str) -> Iterator[ApiProcess]: 
     """The API served by uvicorn in a child process, on the test's database and Redis."""
     with running_api(database_url, api_redis_url) as api:
         yield api
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[OwnPostgres]:
-    """A running PostgreSQL cluster of this test's own, removed afterwards."""
-    cluster = OwnPostgres()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.remove()
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    """A running redis-server of this test's own, stopped afterwards."""
-    server = OwnRedis()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()

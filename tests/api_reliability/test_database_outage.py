@@ -22,8 +22,8 @@ from api.security_headers import SECURITY_HEADERS
 from loadtest.api_server import running_api
 from schemas.db import make_engine, make_sessionmaker
 from tests.api.conftest import ProjectAccess, bearer, project_with_keys
-from tests.api_reliability.own_servers import OwnPostgres
 from tests.support.databases import fresh_database
+from tests.support.own_servers import OwnPostgres
 
 DATABASE_UNAVAILABLE = {
     "type": "server_error",

@@ -19,7 +19,7 @@ from api.main import REDIS_TIMEOUT_SECONDS
 from loadtest.api_server import running_api
 from schemas.redis_keys import bump_config_version_args
 from tests.api.conftest import ProjectAccess
-from tests.api_reliability.own_servers import OwnRedis
+from tests.support.own_servers import OwnRedis
 
 CONFIG_NOT_PROPAGATED = {
     "type": "server_error",

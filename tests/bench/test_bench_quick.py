@@ -27,7 +27,8 @@ from bench.generator import (
     StreamGenerator,
 )
 from bench.main import QUICK_EVENTS, BenchOptions, run_benchmark
-from bench.report import SECTIONS, render_report, write_report
+from bench.profile import ProfileSummary
+from bench.report import NOTES_HEADING, SECTIONS, render_report, write_report
 from bench.results import (
     BenchReport,
     DetectionLatency,
@@ -101,7 +102,8 @@ def test_the_bench_command_offers_the_documented_options() -> None:
     cli.command("other")(lambda: None)  # a second command, so typer keeps `bench` as a subcommand
     result = CliRunner().invoke(cli, ["bench", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for option in ("--quick", "--events", "--output", "--skip-latency", "--skip-memory"):
+    options = ("--quick", "--events", "--output", "--skip-latency", "--skip-memory", "--profile")
+    for option in options:
         assert option in result.output
 
 
@@ -114,8 +116,9 @@ async def quick_run(
         quick=True,
         kafka_bootstrap=kafka_bootstrap,
         redis_url=redis_url,
-        command="spikewatch bench --quick (from tests/bench)",
+        command="spikewatch bench --quick --profile (from tests/bench)",
         workdir=workdir,
+        profile=True,
     )
     report = await run_benchmark(options)
     output = workdir / "BENCHMARKS.md"
@@ -136,7 +139,8 @@ def test_the_report_has_every_section_in_order(quick_run: tuple[BenchReport, str
     _, markdown = quick_run
     headings = re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
     assert headings[: len(SECTIONS)] == list(SECTIONS)
-    assert "```\nspikewatch bench --quick (from tests/bench)\n```" in markdown
+    assert headings[len(SECTIONS)] == "Profile"
+    assert "```\nspikewatch bench --quick --profile (from tests/bench)\n```" in markdown
 
 
 @pytest.mark.kafka
@@ -184,6 +188,16 @@ def test_ceiling_b_relays_every_loaded_event(quick_run: tuple[BenchReport, str])
     assert ceiling_b.events_relayed == QUICK_EVENTS
     assert report.relay_topic_events == QUICK_EVENTS
     assert f"| ceiling B | {QUICK_EVENTS} | {ceiling_b.events_measured} |" in markdown
+
+
+@pytest.mark.kafka
+@pytest.mark.redis
+def test_the_faust_relay_relays_every_loaded_event(quick_run: tuple[BenchReport, str]) -> None:
+    report, markdown = quick_run
+    relay: Throughput = _measured(report.faust_relay)
+    assert relay.events_total == relay.events_relayed == QUICK_EVENTS
+    assert report.faust_relay_topic_events == QUICK_EVENTS
+    assert f"| Faust relay | {QUICK_EVENTS} | {relay.events_measured} |" in markdown
 
 
 @pytest.mark.kafka
@@ -262,6 +276,35 @@ def test_the_memory_curve_follows_the_worker_to_the_last_fingerprint(
     assert memory.peak_rss_bytes >= max(sample.rss_bytes for sample in memory.samples)
     curve = markdown.split("## Memory under growth")[1].split("## Targets")[0]
     assert len(re.findall(r"^\| \d+ \| \d+ MiB \|$", curve, flags=re.MULTILINE)) == len(events)
+
+
+@pytest.mark.kafka
+@pytest.mark.redis
+def test_py_spy_sampled_the_worker_and_most_samples_have_an_owner(
+    quick_run: tuple[BenchReport, str],
+) -> None:
+    report, markdown = quick_run
+    profile: ProfileSummary = _measured(report.profile)
+    assert profile.samples > 0
+    assert sum(share for _, share in profile.by_component) == pytest.approx(1.0)
+    components = dict(profile.by_component)
+    assert any(name.startswith("spikewatch: worker.") for name in components)
+    assert "Faust and mode" in components
+    assert "| where the CPU went | share |" in markdown
+
+
+@pytest.mark.kafka
+@pytest.mark.redis
+def test_writing_the_report_again_keeps_the_notes_written_by_hand(
+    quick_run: tuple[BenchReport, str], tmp_path: pathlib.Path
+) -> None:
+    report, _ = quick_run
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text(f"# older figures\n\n{NOTES_HEADING}\n\nWhat bounds it.\n")
+
+    write_report(report, output)
+
+    assert output.read_text() == render_report(report) + f"\n{NOTES_HEADING}\n\nWhat bounds it.\n"
 
 
 @pytest.mark.kafka

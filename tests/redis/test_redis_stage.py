@@ -1,7 +1,7 @@
 """RedisStage as the pipeline sees it: round trips, failing open, recovering on its own.
 
-The outage tests run their own short-lived redis-server (``own_server``), so stopping it never
-disturbs the shared Redis other tests use.
+The outage tests run a short-lived redis-server of their own (``tests/support/own_servers.py``), so
+stopping it never disturbs the shared Redis other tests use.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import Connection
 
-from tests.redis.own_server import OwnRedisServer, no_retry_client
+from tests.support.own_servers import OwnRedis, no_retry_client
 from worker.counting import CountedEvent
 from worker.rate_limits import RateLimitOutcome, RateLimits
 from worker.redis_stage import RedisStage
@@ -37,15 +37,6 @@ class CountingConnection(Connection):
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         CountingConnection.writes += 1
         await super().send_packed_command(command, check_health)
-
-
-@pytest.fixture
-async def own_redis() -> AsyncIterator[OwnRedisServer]:
-    server = OwnRedisServer()
-    server.start()
-    await server.wait_ready()
-    yield server
-    server.stop()
 
 
 def batch_of(
@@ -92,7 +83,7 @@ async def test_an_empty_batch_does_not_talk_to_redis(counting_redis: Redis) -> N
 
 
 async def test_redis_without_the_scripts_gets_them_loaded_within_the_batch(
-    own_redis: OwnRedisServer,
+    own_redis: OwnRedis,
 ) -> None:
     pool = ConnectionPool(port=own_redis.port, connection_class=CountingConnection)
     client = Redis(connection_pool=pool)
@@ -111,7 +102,7 @@ async def test_redis_without_the_scripts_gets_them_loaded_within_the_batch(
 
 
 async def test_stage_fails_open_while_redis_is_down_and_recovers_when_it_returns(
-    own_redis: OwnRedisServer,
+    own_redis: OwnRedis,
 ) -> None:
     client = no_retry_client(own_redis.port)
     stage = RedisStage(client, topic=TOPIC)

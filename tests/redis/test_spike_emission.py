@@ -9,8 +9,8 @@ import pytest
 from redis.asyncio import Redis
 
 from schemas.events import SpikeEventMessage, SpikeIssue
-from worker.snooze import acquire_snoozes, release_snooze
-from worker.spike_events import build_spike_event, emit_spikes, spike_event_id
+from worker.snooze import SnoozeLock, acquire_snoozes, confirm_snoozes, release_snooze
+from worker.spike_events import SpikeEmissions, build_spike_event, emit_spikes, spike_event_id
 from worker.spike_rule import SpikeCandidate, SpikeConfig
 
 pytestmark = pytest.mark.redis
@@ -21,6 +21,35 @@ ISSUE_ID = "0f7c61d4-1e2b-4c0a-9d8e-2f3a4b5c6d7e"
 ISSUE = SpikeIssue(ISSUE_ID, "TypeError", "x is undefined")
 CONFIG = SpikeConfig(multiplier=2, threshold=10, snooze_duration_minutes=10)
 CANDIDATE = SpikeCandidate(ISSUE_ID, 21, 10.0, BUCKET_START)
+
+
+def _locks(project_id: int, spikes: dict[str, str], seconds: int) -> list[SnoozeLock]:
+    return [SnoozeLock(project_id, issue, spike, seconds) for issue, spike in spikes.items()]
+
+
+async def acquire(redis: Redis, project_id: int, spikes: dict[str, str], seconds: int) -> set[str]:
+    """The issues of ``spikes`` (issue -> spike id) whose spike may go out now."""
+    locks = _locks(project_id, spikes, seconds)
+    granted = await acquire_snoozes(redis, locks)
+    return {lock.issue_id for lock, go in zip(locks, granted, strict=True) if go}
+
+
+async def confirm(redis: Redis, project_id: int, spikes: dict[str, str]) -> None:
+    await confirm_snoozes(redis, _locks(project_id, spikes, 600))
+
+
+async def emit(
+    redis: Redis,
+    project_id: int,
+    candidates: list[SpikeCandidate],
+    issues: dict[str, SpikeIssue],
+    now: float,
+    publish: Recorder,
+) -> SpikeEmissions:
+    """One project's candidates through ``emit_spikes`` on the test's config."""
+    return await emit_spikes(
+        redis, {project_id: candidates}, issues, {project_id: CONFIG}, now, publish
+    )
 
 
 class Recorder:
@@ -65,19 +94,46 @@ def test_spike_event_carries_issue_counts_and_config() -> None:
 async def test_acquire_snoozes_gives_each_lock_once_for_its_duration(
     redis: Redis, project_id: int
 ) -> None:
-    first = await acquire_snoozes(redis, project_id, ["a", "b"], 600)
-    second = await acquire_snoozes(redis, project_id, ["b", "c"], 600)
+    first = await acquire(redis, project_id, {"a": "spike-a", "b": "spike-b"}, 600)
+    await confirm(redis, project_id, {"a": "spike-a", "b": "spike-b"})
+    second = await acquire(redis, project_id, {"b": "spike-b", "c": "spike-c"}, 600)
 
     assert (first, second) == ({"a", "b"}, {"c"})
     assert 599 <= await redis.ttl(f"{{p:{project_id}}}:snooze:a") <= 600
 
 
+async def test_confirming_a_lock_keeps_its_expiry_and_confirms_only_held_locks(
+    redis: Redis, project_id: int
+) -> None:
+    await acquire(redis, project_id, {"a": "spike-a"}, 600)
+    await redis.expire(f"{{p:{project_id}}}:snooze:a", 100)
+
+    await confirm(redis, project_id, {"a": "spike-a", "gone": "spike-gone"})
+
+    assert await redis.get(f"{{p:{project_id}}}:snooze:a") == b"published:spike-a"
+    assert 99 <= await redis.ttl(f"{{p:{project_id}}}:snooze:a") <= 100
+    # A lock that expired meanwhile is not brought back without an expiry.
+    assert await redis.exists(f"{{p:{project_id}}}:snooze:gone") == 0
+
+
+async def test_an_unconfirmed_lock_lets_only_its_own_spike_through_again(
+    redis: Redis, project_id: int
+) -> None:
+    await acquire(redis, project_id, {"a": "spike-a"}, 600)
+
+    # The same spike (same issue and bucket) after a crash before its confirmation: granted.
+    assert await acquire(redis, project_id, {"a": "spike-a"}, 600) == {"a"}
+    # Another spike of the issue (a later bucket): snoozed, whatever became of the first.
+    assert await acquire(redis, project_id, {"a": "spike-a-later"}, 600) == set()
+
+
 async def test_released_snooze_can_be_taken_again(redis: Redis, project_id: int) -> None:
-    await acquire_snoozes(redis, project_id, ["a"], 600)
+    await acquire(redis, project_id, {"a": "spike-a"}, 600)
+    await confirm(redis, project_id, {"a": "spike-a"})
 
-    await release_snooze(redis, project_id, "a")
+    await release_snooze(redis, SnoozeLock(project_id, "a", "spike-a", 600))
 
-    assert await acquire_snoozes(redis, project_id, ["a"], 600) == {"a"}
+    assert await acquire(redis, project_id, {"a": "spike-a-later"}, 600) == {"a"}
 
 
 async def test_second_crossing_inside_the_snooze_emits_nothing_and_after_it_emits_again(
@@ -87,14 +143,14 @@ async def test_second_crossing_inside_the_snooze_emits_nothing_and_after_it_emit
     lock = f"{{p:{project_id}}}:snooze:{ISSUE_ID}"
     issues = {ISSUE_ID: ISSUE}
 
-    first = await emit_spikes(redis, project_id, [CANDIDATE], issues, CONFIG, NOW, publish)
+    first = await emit(redis, project_id, [CANDIDATE], issues, NOW, publish)
     lock_ttl = await redis.ttl(lock)
-    inside = await emit_spikes(redis, project_id, [CANDIDATE], issues, CONFIG, NOW + 60, publish)
+    inside = await emit(redis, project_id, [CANDIDATE], issues, NOW + 60, publish)
     # Let the snooze run out now instead of waiting ten minutes.
     await redis.pexpire(lock, 20)
     await asyncio.sleep(0.1)
     later = SpikeCandidate(ISSUE_ID, 40, 10.0, BUCKET_START + 900)
-    after = await emit_spikes(redis, project_id, [later], issues, CONFIG, NOW + 900, publish)
+    after = await emit(redis, project_id, [later], issues, NOW + 900, publish)
 
     assert 599 <= lock_ttl <= 600
     assert [e.id for e in first.published] == [str(spike_event_id(ISSUE_ID, BUCKET_START))]
@@ -109,9 +165,9 @@ async def test_failed_publish_releases_the_lock_so_a_later_batch_retries(
     publish = Recorder(failures=1)
     issues = {ISSUE_ID: ISSUE}
 
-    failed = await emit_spikes(redis, project_id, [CANDIDATE], issues, CONFIG, NOW, publish)
+    failed = await emit(redis, project_id, [CANDIDATE], issues, NOW, publish)
     lock_after_failure = await redis.exists(f"{{p:{project_id}}}:snooze:{ISSUE_ID}")
-    retried = await emit_spikes(redis, project_id, [CANDIDATE], issues, CONFIG, NOW + 5, publish)
+    retried = await emit(redis, project_id, [CANDIDATE], issues, NOW + 5, publish)
 
     assert [e.id for e in failed.failed] == [str(spike_event_id(ISSUE_ID, BUCKET_START))]
     assert failed.published == []
@@ -121,13 +177,56 @@ async def test_failed_publish_releases_the_lock_so_a_later_batch_retries(
     assert await redis.exists(f"{{p:{project_id}}}:snooze:{ISSUE_ID}") == 1
 
 
+async def test_a_spike_whose_worker_died_before_the_broker_acknowledged_it_goes_out_again(
+    redis: Redis, project_id: int
+) -> None:
+    issues = {ISSUE_ID: ISSUE}
+    spike_id = str(spike_event_id(ISSUE_ID, BUCKET_START))
+    # What a worker killed between taking the lock and the broker's acknowledgement leaves.
+    await acquire(redis, project_id, {ISSUE_ID: spike_id}, 600)
+    publish = Recorder()
+
+    redelivered = await emit(redis, project_id, [CANDIDATE], issues, NOW, publish)
+    replayed_again = await emit(redis, project_id, [CANDIDATE], issues, NOW + 1, publish)
+
+    assert [e.id for e in redelivered.published] == [spike_id]
+    # Once acknowledged and confirmed, a further replay of the batch publishes nothing more.
+    assert (replayed_again.published, replayed_again.snoozed) == ([], [ISSUE_ID])
+    assert [e.id for e in publish.published] == [spike_id]
+    lock = await redis.get(f"{{p:{project_id}}}:snooze:{ISSUE_ID}")
+    assert lock == f"published:{spike_id}".encode()
+
+
 async def test_one_failed_publish_does_not_stop_the_other_spikes(
     redis: Redis, project_id: int
 ) -> None:
     publish = Recorder(failures=1)
     other = SpikeCandidate("other-issue", 30, 1.0, BUCKET_START)
 
-    result = await emit_spikes(redis, project_id, [CANDIDATE, other], {}, CONFIG, NOW, publish)
+    result = await emit(redis, project_id, [CANDIDATE, other], {}, NOW, publish)
 
     assert [e.issue.id for e in result.failed] == [ISSUE_ID]
     assert [(e.issue.id, e.issue.name) for e in result.published] == [("other-issue", None)]
+
+
+async def test_spikes_of_several_projects_each_get_their_own_lock_and_snooze(
+    redis: Redis, project_id: int
+) -> None:
+    other_project = project_id + 1
+    await redis.delete(f"{{p:{other_project}}}:snooze:{ISSUE_ID}")
+    short = SpikeConfig(multiplier=2, threshold=10, snooze_duration_minutes=1)
+    publish = Recorder()
+
+    result = await emit_spikes(
+        redis,
+        {project_id: [CANDIDATE], other_project: [CANDIDATE]},
+        {ISSUE_ID: ISSUE},
+        {project_id: CONFIG, other_project: short},
+        NOW,
+        publish,
+    )
+
+    assert sorted(e.project_id for e in result.published) == [project_id, other_project]
+    assert 599 <= await redis.ttl(f"{{p:{project_id}}}:snooze:{ISSUE_ID}") <= 600
+    assert 59 <= await redis.ttl(f"{{p:{other_project}}}:snooze:{ISSUE_ID}") <= 60
+    await redis.delete(f"{{p:{other_project}}}:snooze:{ISSUE_ID}")

@@ -22,8 +22,8 @@ from schemas.tables import (
     SpikeDetectionConfig,
     SuppressionRule,
 )
-from tests.reliability.own_services import OwnKafkaBroker
 from tests.reliability.streams import StreamProjects
+from tests.support.own_servers import OwnKafkaBroker
 from tests.worker.conftest import (  # noqa: F401  (fixtures used by the tests of this folder)
     forget_projects,
     postgres_database_url,

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from tests.reliability.own_services import KAFKA_MESSAGE_MAX_BYTES
 from tests.reliability.streams import Fate, Planned
+from tests.support.own_servers import KAFKA_MESSAGE_MAX_BYTES
 from tests.worker.processes import KafkaRecord, WorkerProcess, committed_offsets
 
 # Large enough for the hostile 10 MB message on the broker that accepts it.

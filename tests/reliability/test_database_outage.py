@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
@@ -23,9 +23,9 @@ from schemas.tables import Issue
 from tests.reliability import ledger
 from tests.reliability.conftest import LaunchWorker
 from tests.reliability.kafka_io import StreamProducer, read_all, wait_until_committed
-from tests.reliability.own_services import OwnPostgresCluster
 from tests.reliability.streams import Planned
 from tests.support.databases import fresh_database
+from tests.support.own_servers import OwnPostgres
 from tests.worker.conftest import add_projects, forget_projects
 from tests.worker.events import encode, exception_event
 from tests.worker.pipelines import new_project_ids
@@ -46,25 +46,13 @@ OUTAGE_SECONDS = 8
 
 
 @pytest.fixture
-def own_postgres() -> Iterator[OwnPostgresCluster]:
-    cluster = OwnPostgresCluster()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.remove()
-
-
-@pytest.fixture
-async def own_database_url(
-    own_postgres: OwnPostgresCluster, tmp_path: pathlib.Path
-) -> AsyncIterator[str]:
+async def own_database_url(own_postgres: OwnPostgres, tmp_path: pathlib.Path) -> AsyncIterator[str]:
     async with fresh_database("postgresql", tmp_path, own_postgres.admin_url) as url:
         yield url
 
 
 async def test_while_the_database_is_away_nothing_is_acked_and_the_worker_catches_up_after(
-    own_postgres: OwnPostgresCluster,
+    own_postgres: OwnPostgres,
     own_database_url: str,
     kafka_bootstrap: str,
     redis_client: Redis,

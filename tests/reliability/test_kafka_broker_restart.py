@@ -17,8 +17,8 @@ from schemas.db import make_engine
 from tests.reliability import ledger
 from tests.reliability.conftest import LaunchWorker, topics_on
 from tests.reliability.kafka_io import StreamProducer, read_all, wait_until_committed
-from tests.reliability.own_services import OwnKafkaBroker
 from tests.reliability.streams import Planned, chunks
+from tests.support.own_servers import OwnKafkaBroker
 from tests.worker.conftest import add_projects, forget_projects
 from tests.worker.events import encode, exception_event
 from tests.worker.pipelines import new_project_ids

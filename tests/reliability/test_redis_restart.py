@@ -9,7 +9,6 @@ stays limited after it, and counting resumes without counting anything twice.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
@@ -21,8 +20,8 @@ from schemas.tables import ErrorTrackingSettings
 from tests.reliability import ledger
 from tests.reliability.conftest import LaunchWorker
 from tests.reliability.kafka_io import StreamProducer, read_all, wait_until_committed
-from tests.reliability.own_services import PersistentRedis
 from tests.reliability.streams import LIMIT_BUCKET_MINUTES, Planned
+from tests.support.own_servers import OwnRedis
 from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event
 from tests.worker.pipelines import new_project_ids
@@ -36,21 +35,10 @@ FAIL_OPEN_EVENTS = "spikewatch_redis_fail_open_events_total"
 WAVE_TIMEOUT_SECONDS = 60
 
 
-@pytest.fixture
-async def persistent_redis() -> AsyncIterator[PersistentRedis]:
-    server = PersistentRedis()
-    server.start()
-    try:
-        await server.wait_ready()
-        yield server
-    finally:
-        server.remove()
-
-
 async def test_redis_crashing_and_hanging_fails_open_and_its_kept_buckets_apply_once_back(
     sqlite_url: str,
     kafka_bootstrap: str,
-    persistent_redis: PersistentRedis,
+    persistent_redis: OwnRedis,
     launch_worker: LaunchWorker,
 ) -> None:
     [project] = new_project_ids(1)

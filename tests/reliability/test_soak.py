@@ -36,9 +36,9 @@ from tests.reliability import ledger
 from tests.reliability.conftest import LaunchWorker, Worker, topics_on
 from tests.reliability.hostile import FORWARDED, Hostile, hostile_messages
 from tests.reliability.kafka_io import Position, StreamProducer, wait_until_committed
-from tests.reliability.own_services import OwnKafkaBroker, OwnPostgresCluster, PersistentRedis
 from tests.reliability.streams import LIMIT_BUCKET_MINUTES, Fate, Planned, is_sampled_out
 from tests.support.databases import fresh_database
+from tests.support.own_servers import OwnKafkaBroker, OwnPostgres, OwnRedis
 from tests.worker.pipelines import new_project_ids
 from tests.worker.processes import Topics, committed_offsets
 from worker.decode import DecodedEvent, DecodeLimits, decode_event
@@ -72,8 +72,8 @@ class Soak:
     """The running soak: its servers, workers and figures."""
 
     broker: OwnKafkaBroker
-    redis: PersistentRedis
-    postgres: OwnPostgresCluster
+    redis: OwnRedis
+    postgres: OwnPostgres
     database_url: str
     topics: Topics
     group: str
@@ -169,8 +169,8 @@ def _fate(
 
 
 @pytest.fixture
-async def own_postgres_url(tmp_path: pathlib.Path) -> AsyncIterator[tuple[OwnPostgresCluster, str]]:
-    cluster = OwnPostgresCluster()
+async def own_postgres_url(tmp_path: pathlib.Path) -> AsyncIterator[tuple[OwnPostgres, str]]:
+    cluster = OwnPostgres()
     try:
         cluster.start()
         async with fresh_database("postgresql", tmp_path, cluster.admin_url) as url:
@@ -179,21 +179,10 @@ async def own_postgres_url(tmp_path: pathlib.Path) -> AsyncIterator[tuple[OwnPos
         cluster.remove()
 
 
-@pytest.fixture
-async def persistent_redis() -> AsyncIterator[PersistentRedis]:
-    server = PersistentRedis()
-    server.start()
-    try:
-        await server.wait_ready()
-        yield server
-    finally:
-        server.remove()
-
-
 async def test_an_hour_of_traffic_through_every_fault_in_turn_is_accounted_exactly(
     own_kafka: OwnKafkaBroker,
-    persistent_redis: PersistentRedis,
-    own_postgres_url: tuple[OwnPostgresCluster, str],
+    persistent_redis: OwnRedis,
+    own_postgres_url: tuple[OwnPostgres, str],
     launch_worker: LaunchWorker,
 ) -> None:
     postgres, database_url = own_postgres_url

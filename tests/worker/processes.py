@@ -10,7 +10,6 @@ import asyncio
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.support.own_servers import REPO_ROOT, free_port
+
 BIN = pathlib.Path(sys.executable).parent
 # The two ways an operator starts the worker; both must run the same app.
 ENTRY_POINTS = {
@@ -165,12 +165,6 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class WorkerProcess:

@@ -5,7 +5,6 @@ back. The worker runs on a redis-server of this test's own, never the shared one
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -16,7 +15,7 @@ from sqlalchemy import insert
 from schemas.db import make_engine
 from schemas.redis_keys import project_tag
 from schemas.tables import ErrorTrackingSettings
-from tests.redis.own_server import OwnRedisServer
+from tests.support.own_servers import OwnRedis
 from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event
 from tests.worker.processes import (
@@ -37,15 +36,6 @@ WAVE = 8
 FAIL_OPEN = 'spikewatch_redis_fail_open_total{stage="count_and_limit"}'
 
 
-@pytest.fixture
-async def own_redis() -> AsyncIterator[OwnRedisServer]:
-    server = OwnRedisServer()
-    server.start()
-    await server.wait_ready()
-    yield server
-    server.stop()
-
-
 async def issue_counts(redis_url: str, project_id: int) -> int:
     """Every event counted in any spike bucket of the project's issues."""
     client = Redis.from_url(redis_url)
@@ -59,7 +49,7 @@ async def issue_counts(redis_url: str, project_id: int) -> int:
 async def test_without_redis_the_worker_keeps_forwarding_and_counts_again_once_it_is_back(
     sqlite_url: str,
     kafka_bootstrap: str,
-    own_redis: OwnRedisServer,
+    own_redis: OwnRedis,
     start_worker: Any,
 ) -> None:
     project = 10**9 + uuid.uuid4().int % 10**9

@@ -1,29 +1,34 @@
-"""Servers a reliability test owns and may crash: a Kafka broker, a PostgreSQL cluster and a Redis
-that keeps its data, each on free loopback ports in a temporary directory.
+"""Servers a test owns and may stop, crash or freeze to play an outage: a Kafka broker, a PostgreSQL
+cluster and a redis-server, each on free loopback ports in a temporary directory of its own.
 
-The shared services (Kafka 19092, Redis 16379, PostgreSQL 15432) are used by everyone's tests;
-nothing here ever signals a process it did not start itself.
+The shared services (``scripts/services.sh``) serve everyone's tests; nothing here ever signals a
+process it did not start itself. The fixtures that start and remove these live in
+``tests/support/own_server_fixtures.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 import uuid
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from tests.worker.processes import REPO_ROOT, free_port
-
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 KAFKA_FILES = REPO_ROOT / "scripts" / "kafka"
 PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
 READY_TIMEOUT_SECONDS = 90
@@ -31,12 +36,15 @@ READY_TIMEOUT_SECONDS = 90
 KAFKA_MESSAGE_MAX_BYTES = 12_000_000
 
 
-def kafka_libs() -> pathlib.Path:
-    """The jars ``scripts/services.sh`` downloaded (a directory holding ``.complete``)."""
-    for libs in sorted((REPO_ROOT / ".cache").glob("kafka-*/libs"), reverse=True):
-        if (libs / ".complete").exists():
-            return libs
-    raise AssertionError("no Kafka jars under .cache/; run `bash scripts/services.sh up` first")
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def no_retry_client(port: int, **kwargs: Any) -> Redis:
+    """A client that gives up at once: what a fail-open stage is configured with."""
+    return Redis(port=port, retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, **kwargs)
 
 
 def _stop_process(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
@@ -47,6 +55,14 @@ def _stop_process(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def kafka_libs() -> pathlib.Path:
+    """The jars ``scripts/services.sh`` downloaded (a directory holding ``.complete``)."""
+    for libs in sorted((REPO_ROOT / ".cache").glob("kafka-*/libs"), reverse=True):
+        if (libs / ".complete").exists():
+            return libs
+    raise AssertionError("no Kafka jars under .cache/; run `bash scripts/services.sh up` first")
 
 
 class OwnKafkaBroker:
@@ -157,7 +173,7 @@ def _as_postgres(*command: str) -> None:
     )
 
 
-class OwnPostgresCluster:
+class OwnPostgres:
     """A throwaway cluster run by pg_ctl as the ``postgres`` user (it refuses to run as root),
     trust authentication on 127.0.0.1 only, fsync off: it only ever holds test data."""
 
@@ -170,13 +186,8 @@ class OwnPostgresCluster:
         shutil.chown(self.root, "postgres", "postgres")
         _as_postgres(
             str(PG_BIN / "initdb"),
-            "-D",
-            str(self.data),
-            "-U",
-            self.USER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-sync",
+            *("-D", str(self.data), "-U", self.USER),
+            *("--auth=trust", "--encoding=UTF8", "--no-sync"),
         )
 
     @property
@@ -194,23 +205,49 @@ class OwnPostgresCluster:
             *("-o", options, "-w", "start"),
         )
 
+    def stop(self) -> None:
+        """A fast shutdown: open sessions are cut off, as when a database server goes away."""
+        self._pg_ctl_stop("fast")
+
     def crash(self) -> None:
         """An immediate shutdown: every session is cut off without a goodbye, and the next start
         recovers from the WAL, as after a crash."""
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self._pg_ctl_stop("immediate")
+
+    def freeze(self) -> None:
+        """Stop the server and its sessions dead (SIGSTOP), like a host that stopped answering:
+        connections stay open and nothing ever replies."""
+        for pid in self._pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._pids():
+            os.kill(pid, signal.SIGCONT)
 
     def remove(self) -> None:
         if (self.data / "postmaster.pid").exists():
+            self.thaw()
             self.crash()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def _pg_ctl_stop(self, mode: str) -> None:
+        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
-class PersistentRedis:
-    """A redis-server that writes every command to its append-only file before answering, so a
-    restart, even after ``kill -9``, comes back with all it had (as a production Redis with AOF)."""
+    def _pids(self) -> list[int]:
+        """The postmaster of this cluster and its children, never another server's processes."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = pathlib.Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text()
+        return [postmaster, *map(int, children.split())]
 
-    def __init__(self) -> None:
+
+class OwnRedis:
+    """A redis-server. By default nothing is persisted, so a restart comes back empty (a Redis
+    that lost its memory); ``persistent=True`` writes every command to an append-only file
+    before answering, so even a ``kill -9`` loses nothing (a production Redis with AOF)."""
+
+    def __init__(self, *, persistent: bool = False) -> None:
         self.port = free_port()
+        self.persistent = persistent
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="spikewatch-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -219,18 +256,27 @@ class PersistentRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        """Start it and wait until it listens."""
         binary = shutil.which("redis-server")
         assert binary, "redis-server is needed on PATH"
-        self._process = subprocess.Popen(
-            [
-                *(binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root)),
-                *("--save", "", "--appendonly", "yes", "--appendfsync", "always"),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--dir", str(self.root)]
+        if self.persistent:
+            command += ["--appendonly", "yes", "--appendfsync", "always"]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"redis-server never listened on {self.port}") from None
+                time.sleep(0.02)
 
     async def wait_ready(self) -> None:
-        client = Redis(port=self.port, socket_connect_timeout=1)
+        """Until it answers PING (with AOF, it may listen before it has loaded its file)."""
+        client = no_retry_client(self.port)
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         try:
             while True:
@@ -245,8 +291,10 @@ class PersistentRedis:
             await client.aclose()
 
     def crash(self) -> None:
+        """``kill -9``."""
         if self._process is not None:
             _stop_process(self._process, signal.SIGKILL)
+            self._process = None
 
     def freeze(self) -> None:
         """SIGSTOP: connections stay open and nothing answers, as with a hung host."""
@@ -257,8 +305,12 @@ class PersistentRedis:
         assert self._process is not None
         self._process.send_signal(signal.SIGCONT)
 
-    def remove(self) -> None:
+    def stop(self) -> None:
         if self._process is not None:
             self.thaw()
             _stop_process(self._process, signal.SIGTERM)
+            self._process = None
+
+    def remove(self) -> None:
+        self.stop()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,139 @@
+"""Where the worker's CPU goes during the throughput part: py-spy samples the running worker (no
+change to it, no restart) and the samples are summarised by who spent them.
+
+Each sample is a stack. It is charged to the innermost spikewatch stage on it (a module of
+``worker/`` other than the thin Faust agent in ``worker/app.py``, so msgspec or redis-py called
+by a stage count as that stage), or else to the package of its innermost frame: Faust and mode
+(the stream, its events and acks), aiokafka (fetching, producing), the event loop, and the rest.
+py-spy leaves out idle samples (threads waiting in a system call), so the shares are of CPU time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import pathlib
+import re
+import shutil
+import signal
+import sys
+from collections.abc import Iterable
+
+import msgspec
+
+SAMPLES_PER_SECOND = 100
+TOP_FRAMES = 12
+STOP_TIMEOUT_SECONDS = 30.0
+# "function (path/to/module.py:line)", as py-spy's raw format writes a frame.
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<path>[^():]*):(?P<line>\d+)\)$")
+# Frames of the agent that hands batches to the pipeline: they are on every stack of the worker,
+# so charging a sample to them would say nothing.
+_AGENT_MODULES = frozenset({"worker.app", "worker.batch_overlap"})
+_PACKAGES = (
+    ("faust/", "Faust and mode"),
+    ("mode/", "Faust and mode"),
+    ("aiokafka/", "aiokafka"),
+    ("kafka/", "aiokafka"),
+    ("asyncio/", "event loop (asyncio, uvloop)"),
+    ("uvloop/", "event loop (asyncio, uvloop)"),
+)
+OTHER = "other (logging, metrics, the interpreter)"
+
+
+class ProfileSummary(msgspec.Struct, frozen=True):
+    samples: int
+    samples_per_second: int
+    # Share of samples (0-1) by who spent them, largest first.
+    by_component: list[tuple[str, float]]
+    # Share of samples (0-1) with the frame innermost, largest first.
+    top_frames: list[tuple[str, float]]
+
+
+def summarise(folded: Iterable[str], samples_per_second: int) -> ProfileSummary:
+    """Summarise py-spy's raw (folded) output: one line per distinct stack, "a;b;c count"."""
+    by_component: collections.Counter[str] = collections.Counter()
+    by_frame: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in folded:
+        stack, _, count_text = line.rstrip("\n").rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [frame for frame in stack.split(";") if _FRAME.match(frame)]
+        if not frames:
+            continue
+        total += count
+        by_component[_component(frames)] += count
+        by_frame[_without_line(frames[-1])] += count
+    if not total:
+        return ProfileSummary(0, samples_per_second, [], [])
+    return ProfileSummary(
+        samples=total,
+        samples_per_second=samples_per_second,
+        by_component=[(name, n / total) for name, n in by_component.most_common()],
+        top_frames=[(name, n / total) for name, n in by_frame.most_common(TOP_FRAMES)],
+    )
+
+
+def _component(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        module = _worker_module(frame)
+        if module is not None and module not in _AGENT_MODULES:
+            return f"spikewatch: {module}"
+    path = _FRAME.match(frames[-1])["path"]  # type: ignore[index]
+    for prefix, name in _PACKAGES:
+        if path.startswith(prefix) or f"/{prefix}" in path:
+            return name
+    return OTHER
+
+
+def _worker_module(frame: str) -> str | None:
+    path = _FRAME.match(frame)["path"]  # type: ignore[index]
+    if path.startswith("worker/") and path.endswith(".py"):
+        return path[: -len(".py")].replace("/", ".")
+    return None
+
+
+def _without_line(frame: str) -> str:
+    match = _FRAME.match(frame)
+    assert match is not None
+    return f"{match['function']} ({match['path']})"
+
+
+class WorkerProfiler:
+    """``py-spy record`` attached to a running process until ``stop``; its samples then go to
+    ``summarise``. py-spy reads the process's memory (ptrace), so it needs the rights to."""
+
+    def __init__(self, pid: int, output: pathlib.Path) -> None:
+        self.pid = pid
+        self.output = output
+        self._log = output.with_suffix(".log")
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        # Beside this interpreter first: the virtualenv's bin directory need not be on PATH.
+        beside = pathlib.Path(sys.executable).with_name("py-spy")
+        binary = str(beside) if beside.exists() else shutil.which("py-spy")
+        if binary is None:
+            raise RuntimeError("--profile needs py-spy (pip install py-spy): it is not installed")
+        with self._log.open("wb") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                *(binary, "record", "--pid", str(self.pid), "--format", "raw"),
+                *("--rate", str(SAMPLES_PER_SECOND), "--nonblocking"),
+                *("--output", str(self.output)),
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+
+    async def stop(self) -> ProfileSummary:
+        """Stop sampling (py-spy writes its file on SIGINT) and summarise what it sampled."""
+        if self._process is None:
+            raise RuntimeError("the profiler was never started")
+        if self._process.returncode is None:
+            self._process.send_signal(signal.SIGINT)
+            await asyncio.wait_for(self._process.wait(), STOP_TIMEOUT_SECONDS)
+        if not self.output.exists():
+            tail = self._log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"py-spy wrote no profile: {tail}")
+        with self.output.open() as folded:
+            return summarise(folded, SAMPLES_PER_SECOND)
