@@ -83,6 +83,7 @@ async def measure_detection_latency(
         bursts=plan.bursts,
         threshold=plan.threshold,
         background_events_per_second=background_sent / background_elapsed,
+        requested_events_per_second=plan.background_events_per_second,
         background_events=background_sent,
         latencies_seconds=sorted(latencies),
         bursts_without_spike=plan.bursts - len(latencies),

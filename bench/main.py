@@ -10,6 +10,7 @@ are deleted at the end; its database and worker logs live in a work directory of
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pathlib
 import secrets
 import tempfile
@@ -29,6 +30,7 @@ from bench.latency import LatencyPlan, measure_detection_latency
 from bench.machine import describe_machine, describe_versions
 from bench.memory import distinct_fingerprint_events, measure_memory_growth
 from bench.profile import ProfileSummary, WorkerProfiler
+from bench.redis_cleanup import forget_projects
 from bench.results import (
     BenchReport,
     DetectionLatency,
@@ -120,24 +122,25 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
             burst_projects=run.burst_projects if options.latency else (),
             burst_threshold=options.latency.threshold if options.latency else None,
         )
-        await kafka_io.create_run_topics(options.kafka_bootstrap, run.topics)
-        relay_topics = [run.relay_topic, run.faust_relay_topic]
-        await kafka_io.create_topics(options.kafka_bootstrap, relay_topics)
         try:
-            stream = await _load_stream(run, configuration)
-            ceiling_a, ceiling_b = await _ceilings(run, stream.events_loaded)
-            relay_topic_events = await _count_events(run, run.relay_topic)
-            faust_relay = await _attempt(_faust_relay(run, stream.events_loaded))
-            faust_relay_topic_events = await _count_events(run, run.faust_relay_topic)
-            spikewatch, steady_state, latency, profile = await _worker_parts(
-                run, stream.events_loaded
-            )
-            spikes_published = await _count_events(run, run.topics.spikes)
+            await kafka_io.create_run_topics(options.kafka_bootstrap, run.topics)
+            relay_topics = [run.relay_topic, run.faust_relay_topic]
+            await kafka_io.create_topics(options.kafka_bootstrap, relay_topics)
+            try:
+                stream = await _load_stream(run, configuration)
+                ceiling_a, ceiling_b = await _ceilings(run, stream.events_loaded)
+                relay_topic_events = await _count_events(run, run.relay_topic)
+                faust_relay = await _attempt(_faust_relay(run, stream.events_loaded))
+                faust_relay_topic_events = await _count_events(run, run.faust_relay_topic)
+                worker_parts = await _worker_parts(run, stream.events_loaded)
+                spikes_published = await _count_events(run, run.topics.spikes)
+            finally:
+                await kafka_io.delete_topics(
+                    options.kafka_bootstrap, [*run.topics.all(), *relay_topics]
+                )
+            memory = await _memory_part(run) if options.memory_fingerprints else None
         finally:
-            await kafka_io.delete_topics(
-                options.kafka_bootstrap, [*run.topics.all(), *relay_topics]
-            )
-        memory = await _memory_part(run) if options.memory_fingerprints else None
+            await forget_projects(options.redis_url, [*run.stream.project_ids, *run.burst_projects])
     return BenchReport(
         command=options.command,
         quick=options.quick,
@@ -150,12 +153,13 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
         relay_topic_events=relay_topic_events,
         faust_relay=faust_relay,
         faust_relay_topic_events=faust_relay_topic_events,
-        spikewatch=spikewatch,
+        spikewatch=worker_parts.spikewatch,
         spikes_published=spikes_published,
-        steady_state=steady_state,
-        latency=latency,
+        steady_state=worker_parts.steady_state,
+        latency=worker_parts.latency,
+        latency_within_capacity=worker_parts.latency_within_capacity,
         memory=memory,
-        profile=profile,
+        profile=worker_parts.profile,
     )
 
 
@@ -196,7 +200,9 @@ class _Run:
 
 
 def _burst_count(options: BenchOptions) -> int:
-    return options.latency.bursts if options.latency else 0
+    # Two latency parts (within the worker's capacity, then at the target's rate), each with
+    # projects of its own.
+    return 2 * options.latency.bursts if options.latency else 0
 
 
 async def _load_stream(run: _Run, configuration: BenchConfiguration) -> StreamSummary:
@@ -265,16 +271,20 @@ def _ceiling_timeout_seconds(loaded: int) -> float:
     return max(CEILING_MIN_TIMEOUT_SECONDS, loaded / CEILING_SLOWEST_EVENTS_PER_SECOND)
 
 
-async def _worker_parts(
-    run: _Run, loaded: int
-) -> tuple[
-    WorkerThroughput | PartFailure,
-    SteadyStateCost | PartFailure,
-    DetectionLatency | PartFailure | None,
-    ProfileSummary | PartFailure | None,
-]:
+@dataclass(slots=True)
+class _WorkerParts:
+    spikewatch: WorkerThroughput | PartFailure
+    steady_state: SteadyStateCost | PartFailure
+    latency: DetectionLatency | PartFailure | None = None
+    latency_within_capacity: DetectionLatency | PartFailure | None = None
+    profile: ProfileSummary | PartFailure | None = None
+
+
+async def _worker_parts(run: _Run, loaded: int) -> _WorkerParts:
     """Throughput over the loaded topic (sampled by py-spy if asked), then, with the same worker
-    caught up and still running, the steady-state cost and the detection latency."""
+    caught up and still running, the steady-state cost and the detection latency: first at a
+    background rate the worker keeps up with (half its measured throughput), then at the
+    target's rate, which may leave it behind."""
     options = run.options
     worker = BenchWorker(
         WorkerEnvironment(run.database_url, options.redis_url, options.kafka_bootstrap, run.topics),
@@ -284,14 +294,33 @@ async def _worker_parts(
         spikewatch, profile = await _throughput_part(run, worker, loaded)
         if isinstance(spikewatch, PartFailure):
             not_run = PartFailure("not run: the worker did not get through the loaded stream")
-            return spikewatch, not_run, (not_run if options.latency else None), profile
-        steady_state = await _attempt(_steady_state(run, worker), worker)
-        latency = None
-        if options.latency is not None:
-            latency = await _attempt(_detection_latency(run, options.latency), worker)
-        return spikewatch, steady_state, latency, profile
+            latency_not_run = not_run if options.latency else None
+            return _WorkerParts(spikewatch, not_run, latency_not_run, latency_not_run, profile)
+        parts = _WorkerParts(
+            spikewatch, await _attempt(_steady_state(run, worker), worker), profile=profile
+        )
+        plan = options.latency
+        if plan is not None:
+            within = dataclasses.replace(
+                plan,
+                background_events_per_second=rate_within_capacity(spikewatch),
+                label=f"{plan.label}w",
+            )
+            parts.latency_within_capacity = await _attempt(
+                _detection_latency(run, within, run.burst_projects[plan.bursts :]), worker
+            )
+            parts.latency = await _attempt(
+                _detection_latency(run, plan, run.burst_projects[: plan.bursts]), worker
+            )
+        return parts
     finally:
         worker.stop()
+
+
+def rate_within_capacity(spikewatch: WorkerThroughput) -> float:
+    """Half the worker's measured throughput, in hundreds of events a second (at least 100)."""
+    measured = spikewatch.throughput.events_per_second or 0.0
+    return float(max(100, int(measured * 0.5) // 100 * 100))
 
 
 async def _throughput_part(
@@ -331,11 +360,13 @@ async def _steady_state(run: _Run, worker: BenchWorker) -> SteadyStateCost:
     )
 
 
-async def _detection_latency(run: _Run, plan: LatencyPlan) -> DetectionLatency:
+async def _detection_latency(
+    run: _Run, plan: LatencyPlan, burst_projects: list[int]
+) -> DetectionLatency:
     background_events = int(plan.background_events_per_second * plan.background_seconds)
     return await measure_detection_latency(
         plan,
-        burst_projects=run.burst_projects,
+        burst_projects=burst_projects,
         bootstrap=run.options.kafka_bootstrap,
         input_topic=run.topics.exception_events,
         spike_topic=run.topics.spikes,

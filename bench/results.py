@@ -127,6 +127,8 @@ class DetectionLatency(msgspec.Struct, frozen=True):
     latencies_seconds: list[float]
     bursts_without_spike: int
     other_spikes: int
+    # The background rate the plan asked for (a saturated machine may reach less).
+    requested_events_per_second: float = 0.0
 
     @property
     def p50_seconds(self) -> float | None:
@@ -177,8 +179,10 @@ class BenchReport:
     # Spike records on the worker's spike topic after all its parts.
     spikes_published: int
     steady_state: SteadyStateCost | PartFailure
+    # At the target's background rate, and at half the worker's measured throughput.
     latency: DetectionLatency | PartFailure | None
     memory: MemoryGrowth | PartFailure | None
+    latency_within_capacity: DetectionLatency | PartFailure | None = None
     # Where the worker's CPU went during the throughput part; None unless --profile.
     profile: ProfileSummary | PartFailure | None = None
 

@@ -26,7 +26,7 @@ from bench.generator import (
     PROJECT_COUNT,
     StreamGenerator,
 )
-from bench.main import QUICK_EVENTS, BenchOptions, run_benchmark
+from bench.main import QUICK_EVENTS, BenchOptions, rate_within_capacity, run_benchmark
 from bench.profile import ProfileSummary
 from bench.report import NOTES_HEADING, SECTIONS, render_report, write_report
 from bench.results import (
@@ -259,6 +259,22 @@ def test_every_burst_produces_a_spike_after_its_crossing_event(
     assert latency.background_events == 8_000
     assert latency.bursts_without_spike == 0
     assert all(seconds > 0 for seconds in latency.latencies_seconds)
+
+
+@pytest.mark.kafka
+@pytest.mark.redis
+def test_latency_within_capacity_runs_at_half_the_measured_throughput(
+    quick_run: tuple[BenchReport, str],
+) -> None:
+    report, markdown = quick_run
+    within: DetectionLatency = _measured(report.latency_within_capacity)
+    spikewatch: WorkerThroughput = _measured(report.spikewatch)
+    assert within.requested_events_per_second == rate_within_capacity(spikewatch)
+    rate = spikewatch.throughput.events_per_second
+    assert rate is not None
+    assert 100 <= within.requested_events_per_second <= max(100, rate / 2)
+    assert within.bursts_without_spike == 0
+    assert "| | within the worker's capacity | at the target's rate |" in markdown
 
 
 @pytest.mark.kafka

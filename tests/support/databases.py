@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import pathlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import make_url, pool, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import event, make_url, pool, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from schemas.migrate import upgrade
 
@@ -89,3 +90,18 @@ async def database_url(
     admin_url = request.getfixturevalue("postgres_url") if kind == "postgresql" else None
     async with fresh_database(kind, tmp_path, admin_url) as url:
         yield url
+
+
+@contextlib.contextmanager
+def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every SQL statement ``engine`` executes inside the block, in order."""
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)

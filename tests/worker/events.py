@@ -9,7 +9,9 @@ from typing import Any
 
 import msgspec
 
-from schemas.events import DeadLetterReason
+from schemas.events import DeadLetterReason, ExceptionEvent, ExceptionProperties
+from worker.fingerprint import fingerprint_batch
+from worker.records import EventRecord, SourceMessage
 
 
 def exception_event(
@@ -106,3 +108,16 @@ def poison_messages(project_id: int) -> list[tuple[DeadLetterReason, bytes]]:
             ),
         ),
     ]
+
+
+def records(*documents: dict[str, Any]) -> list[EventRecord]:
+    """Decoded, fingerprinted records of ``documents`` (the stages before issues)."""
+    batch = []
+    for offset, document in enumerate(documents):
+        record = EventRecord(SourceMessage("in", 0, offset, None, encode(document)))
+        record.document = document
+        record.event = msgspec.convert(document, ExceptionEvent)
+        record.exception_properties = msgspec.convert(document["properties"], ExceptionProperties)
+        batch.append(record)
+    fingerprint_batch(batch)
+    return batch

@@ -13,29 +13,14 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.db import make_engine
-from schemas.events import ExceptionEvent, ExceptionProperties, Frame
+from schemas.events import Frame
 from schemas.tables import Issue, IssueFingerprint, Release, StackFrame, SymbolSet
 from tests.worker.conftest import add_projects
-from tests.worker.events import encode, exception_event
-from worker.fingerprint import fingerprint_batch
+from tests.worker.events import exception_event, records
 from worker.frames import RELEASE_RECHECK_SECONDS, StackFrameRecorder, frame_raw_id
 from worker.issues import IssueAssigner
-from worker.records import EventRecord, SourceMessage
 
 PROJECT, OTHER_PROJECT = 11, 12
-
-
-def records(*documents: dict[str, Any]) -> list[EventRecord]:
-    """Decoded, fingerprinted records of ``documents`` (the stages before issues)."""
-    batch = []
-    for offset, document in enumerate(documents):
-        record = EventRecord(SourceMessage("in", 0, offset, None, encode(document)))
-        record.document = document
-        record.event = msgspec.convert(document, ExceptionEvent)
-        record.exception_properties = msgspec.convert(document["properties"], ExceptionProperties)
-        batch.append(record)
-    fingerprint_batch(batch)
-    return batch
 
 
 async def count(engine: AsyncEngine, model: Any) -> int:

@@ -5,16 +5,15 @@ change whose version bump never reached Redis picked up by the periodic recheck.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import event, insert, update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.tables import ErrorTrackingSettings, SpikeDetectionConfig, SuppressionRule
+from tests.support.databases import counted_statements
 from tests.worker.conftest import add_projects, forget_projects
 from tests.worker.pipelines import FakeClock, new_project_ids
 from worker.config import CONFIG_RECHECK_SECONDS, ProjectConfigCache
@@ -27,20 +26,6 @@ TYPE_ERROR_ONLY = {
     "type": "AND",
     "values": [{"key": "$exception_types", "operator": "exact", "value": ["TypeError"]}],
 }
-
-
-@contextmanager
-def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
 
 
 async def add_rule(

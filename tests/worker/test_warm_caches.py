@@ -4,50 +4,17 @@ cost statements."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-import msgspec
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schemas.events import ExceptionEvent, ExceptionProperties
 from schemas.tables import StackFrame
+from tests.support.databases import counted_statements
 from tests.worker.conftest import add_projects
-from tests.worker.events import encode, exception_event
-from worker.fingerprint import fingerprint_batch
+from tests.worker.events import exception_event, records
 from worker.frames import StackFrameRecorder
 from worker.issues import IssueAssigner
-from worker.records import EventRecord, SourceMessage
 
 PROJECT = 21
-
-
-def records(*documents: dict[str, Any]) -> list[EventRecord]:
-    batch = []
-    for offset, document in enumerate(documents):
-        record = EventRecord(SourceMessage("in", 0, offset, None, encode(document)))
-        record.document = document
-        record.event = msgspec.convert(document, ExceptionEvent)
-        record.exception_properties = msgspec.convert(document["properties"], ExceptionProperties)
-        batch.append(record)
-    fingerprint_batch(batch)
-    return batch
-
-
-@contextmanager
-def statements_of(engine: AsyncEngine) -> Iterator[list[str]]:
-    executed: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        executed.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", note)
-    try:
-        yield executed
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", note)
 
 
 async def test_events_of_known_issues_and_stacks_cost_no_statement(engine: AsyncEngine) -> None:
@@ -60,7 +27,7 @@ async def test_events_of_known_issues_and_stacks_cost_no_statement(engine: Async
 
     # Same issues and stacks, other messages (resolved frames: the message does not group).
     again = records(exception_event(PROJECT, value="again"), exception_event(PROJECT, function="f"))
-    with statements_of(engine) as executed:
+    with counted_statements(engine) as executed:
         await issues.assign(again)
         await frames.record(again)
 
@@ -77,7 +44,7 @@ async def test_a_new_stack_of_a_known_issue_stores_only_its_new_frame(engine: As
     extra["function"] = "helper"
     document["properties"]["$exception_list"][0]["stacktrace"]["frames"].append(extra)
 
-    with statements_of(engine) as executed:
+    with counted_statements(engine) as executed:
         await frames.record(records(document))
 
     assert len(executed) == 1  # one insert-if-absent of the frame not stored yet

@@ -1,0 +1,38 @@
+"""The bench deletes every Redis key of its projects at the end of a run, and only those."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from redis.asyncio import Redis
+
+from bench.redis_cleanup import forget_projects
+from schemas.redis_keys import CONFIG_VERSIONS_KEY, project_tag
+
+pytestmark = pytest.mark.redis
+
+
+async def test_every_key_of_the_bench_projects_goes_and_no_other(redis_url: str) -> None:
+    base = random.SystemRandom().randrange(3 * 10**9, 4 * 10**9, 1000)
+    bench_projects, other = [base, base + 1], base + 2
+    client = Redis.from_url(redis_url)
+    try:
+        for project_id in [*bench_projects, other]:
+            tag = project_tag(project_id)
+            for n in range(1_500):  # more than one UNLINK chunk for the first two
+                await client.set(f"{tag}:issue:{n}", 1)
+            await client.hset(CONFIG_VERSIONS_KEY, str(project_id), 3)
+
+        removed = await forget_projects(redis_url, bench_projects)
+
+        assert removed == 3_000
+        for project_id in bench_projects:
+            assert [k async for k in client.scan_iter(match=f"{project_tag(project_id)}:*")] == []
+            assert await client.hget(CONFIG_VERSIONS_KEY, str(project_id)) is None
+        left = [k async for k in client.scan_iter(match=f"{project_tag(other)}:*", count=10_000)]
+        assert len(left) == 1_500
+        assert await client.hget(CONFIG_VERSIONS_KEY, str(other)) == b"3"
+    finally:
+        await forget_projects(redis_url, [other])
+        await client.aclose()
