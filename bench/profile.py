@@ -4,7 +4,8 @@ change to it, no restart) and the samples are summarised by who spent them.
 Each sample is a stack. It is charged to the innermost spikewatch stage on it (a module of
 ``worker/`` other than the thin Faust agent in ``worker/app.py``, so msgspec or redis-py called
 by a stage count as that stage), or else to the package of its innermost frame: Faust and mode
-(the stream, its events and acks), aiokafka (fetching, producing), the event loop, and the rest.
+(the stream, its events and acks), aiokafka (fetching, producing), SQLite's thread, the event
+loop (in Python, or in C when the innermost Python frame is the one that runs uvloop), the rest.
 py-spy leaves out idle samples (threads waiting in a system call), so the shares are of CPU time.
 """
 
@@ -29,7 +30,19 @@ _FRAME = re.compile(r"^(?P<function>.*) \((?P<path>[^():]*):(?P<line>\d+)\)$")
 # Frames of the agent that hands batches to the pipeline: they are on every stack of the worker,
 # so charging a sample to them would say nothing.
 _AGENT_MODULES = frozenset({"worker.app", "worker.batch_overlap"})
+# Python frames that run an event loop written in C (uvloop): a sample whose innermost Python
+# frame is one of these was in the loop itself, handling I/O or, py-spy being unable to tell in
+# --nonblocking mode, waiting for it.
+_LOOP_RUNNERS = frozenset(
+    {
+        ("mode/worker.py", "Worker.execute_from_commandline"),  # the main thread's loop
+        ("mode/threads.py", "ServiceThread._start_thread"),  # the consumer thread's loop
+    }
+)
+EVENT_LOOP_IN_C = "event loop in C (uvloop's I/O, and waits py-spy cannot tell apart)"
 _PACKAGES = (
+    ("aiosqlite/", "SQLite (aiosqlite's thread)"),
+    ("sqlalchemy/", "SQLAlchemy"),
     ("faust/", "Faust and mode"),
     ("mode/", "Faust and mode"),
     ("aiokafka/", "aiokafka"),
@@ -80,7 +93,14 @@ def _component(frames: list[str]) -> str:
         module = _worker_module(frame)
         if module is not None and module not in _AGENT_MODULES:
             return f"spikewatch: {module}"
-    path = _FRAME.match(frames[-1])["path"]  # type: ignore[index]
+    leaf = _FRAME.match(frames[-1])
+    assert leaf is not None
+    if (leaf["path"], leaf["function"]) in _LOOP_RUNNERS:
+        return EVENT_LOOP_IN_C
+    agent = _worker_module(frames[-1])
+    if agent is not None:
+        return f"spikewatch: {agent} (the agent itself)"
+    path = leaf["path"]
     for prefix, name in _PACKAGES:
         if path.startswith(prefix) or f"/{prefix}" in path:
             return name

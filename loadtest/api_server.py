@@ -108,6 +108,10 @@ def running_api(
     try:
         _wait_until_answering(api, process)
         yield api
+    except BaseException as exc:
+        # The server's side of whatever went wrong, before its log is removed with its directory.
+        exc.add_note(f"the API's log ended with:\n{_tail(api)}")
+        raise
     finally:
         _stop(process)
         shutil.rmtree(log_dir, ignore_errors=True)

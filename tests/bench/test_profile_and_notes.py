@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pathlib
 
-from bench.profile import OTHER, summarise
+from bench.profile import EVENT_LOOP_IN_C, OTHER, summarise
 from bench.report import NOTES_HEADING, kept_notes
 
 AGENT = "process (worker/app.py:120);handle (worker/runtime.py:60)"
@@ -42,6 +42,23 @@ def test_the_agent_alone_is_not_a_stage_and_unknown_packages_are_other() -> None
     summary = summarise(folded, 100)
 
     assert summary.by_component == [(OTHER, 0.75), ("aiokafka", 0.25)]
+
+
+def test_the_loop_in_c_sqlite_and_the_agent_itself_have_their_own_lines() -> None:
+    folded = [
+        "MainThread;Worker.execute_from_commandline (mode/worker.py:264) 4",
+        "ConsumerThread;ServiceThread._start_thread (mode/threads.py:211) 2",
+        "Thread-1;_connection_worker_thread (aiosqlite/core.py:63) 3",
+        "MainThread;process (worker/app.py:120) 1",
+    ]
+
+    summary = summarise(folded, 100)
+
+    assert summary.by_component == [
+        (EVENT_LOOP_IN_C, 0.6),
+        ("SQLite (aiosqlite's thread)", 0.3),
+        ("spikewatch: worker.app (the agent itself)", 0.1),
+    ]
 
 
 def test_no_samples_is_an_empty_summary() -> None:
