@@ -112,9 +112,13 @@ async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
 
     async def process(batch: Sequence[faust.types.EventT]) -> None:
         admission = _partition_order.admit(batch, _position)
-        for tp, offset in admission.read_again.items():
-            log.warning("%s lost queued events in a rebalance; reading again from %d", tp, offset)
-            await app.consumer.seek(tp, offset)
+        if admission.read_again:
+            for tp, offset in admission.read_again.items():
+                log.warning("%s lost queued events; reading again from %d", tp, offset)
+            # seek_wait, not seek: it runs in the consumer's own thread and event loop and waits
+            # for the new position. Faust's seek() calls aiokafka from this thread, and after it
+            # a partition was seen to stay unfetched for minutes (until a broker restart).
+            await app.consumer.seek_wait(dict(admission.read_again))
         events = admission.ready
         if events:
             await runtime.handle([_source_message(event.message) for event in events])
