@@ -6,25 +6,14 @@ the burst's spike is emitted once."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 from redis.asyncio import Redis
 
-from schemas.db import make_engine
-from tests.reliability import ledger
-from tests.reliability.conftest import BUCKET_SECONDS, LaunchWorker, Worker, configure
+from tests.reliability.conftest import LaunchWorker, Worker
+from tests.reliability.core_run import assert_accounted_once, core_run
 from tests.reliability.kafka_io import StreamProducer, wait_until_committed
-from tests.reliability.streams import (
-    ISSUE_LIMIT,
-    PROJECT_LIMIT,
-    StreamProjects,
-    background,
-    chunks,
-    core_stream,
-)
-from tests.worker.operator_api import wait_for_room_in_bucket
-from tests.worker.processes import Topics, create_topics, delete_topics
+from tests.reliability.streams import StreamProjects, chunks
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.timeout(300)]
 
@@ -42,20 +31,18 @@ async def test_a_worker_killed_twice_mid_stream_accounts_for_every_event_exactly
     stream_projects: StreamProjects,
     launch_worker: LaunchWorker,
 ) -> None:
-    await wait_for_room_in_bucket(BUCKET_SECONDS, 240)
-    engine = make_engine(sqlite_url)
-    await configure(engine, stream_projects)
-    limits = {stream_projects.limited: ledger.Limits(issue=ISSUE_LIMIT, project=PROJECT_LIMIT)}
-    stream = core_stream(stream_projects, PARTITIONS, seed=8)
-    stream += background(stream_projects, PARTITIONS, BACKGROUND_EVENTS)
-    topics = Topics.unique()
-    await create_topics(kafka_bootstrap, topics, partitions=PARTITIONS)
-    group = f"group-{uuid.uuid4().hex}"
-    try:
-        async with StreamProducer(kafka_bootstrap, topics.exception_events) as producer:
+    async with core_run(
+        sqlite_url,
+        kafka_bootstrap,
+        stream_projects,
+        partitions=PARTITIONS,
+        seed=8,
+        background_events=BACKGROUND_EVENTS,
+    ) as run:
+        async with StreamProducer(kafka_bootstrap, run.topics.exception_events) as producer:
 
             async def produce_steadily() -> None:
-                for chunk in chunks(stream, 50):
+                for chunk in chunks(run.stream, 50):
                     await producer.send(chunk)
                     await asyncio.sleep(0.1)
 
@@ -63,7 +50,7 @@ async def test_a_worker_killed_twice_mid_stream_accounts_for_every_event_exactly
             incarnations: list[Worker] = []
             consumed_before_death: list[int] = []
             for _ in range(KILLS):
-                worker = launch_worker(sqlite_url, kafka_bootstrap, topics, group)
+                worker = launch_worker(sqlite_url, kafka_bootstrap, run.topics, run.group)
                 incarnations.append(worker)
                 await worker.wait_until_serving()
                 while (consumed := await worker.consumed()) < KILL_AFTER_EVENTS:
@@ -71,37 +58,22 @@ async def test_a_worker_killed_twice_mid_stream_accounts_for_every_event_exactly
                     await asyncio.sleep(0.05)
                 worker.kill()
                 consumed_before_death.append(consumed)
-            survivor = launch_worker(sqlite_url, kafka_bootstrap, topics, group)
+            survivor = launch_worker(sqlite_url, kafka_bootstrap, run.topics, run.group)
             incarnations.append(survivor)
             await production
         await wait_until_committed(
             kafka_bootstrap,
-            group,
+            run.group,
             producer.end_offsets(),
             timeout_seconds=150,
             workers=incarnations,
         )
         assert survivor.running
 
-        expected = ledger.expect(producer.sent, limits)
-        observed = await ledger.observe(kafka_bootstrap, topics, redis_client, producer.sent)
-        assert ledger.unexplained(expected, observed) == {}
-        totals = ledger.outcome_totals(expected, observed)
-        assert totals.get(ledger.RATE_LIMITED_PROJECT, 0) == expected.project_limited
-        assert sum(totals.values()) == len(stream)
+        await assert_accounted_once(
+            run, kafka_bootstrap, redis_client, stream_projects, producer.sent
+        )
         # Replays really happened: the incarnations consumed more than the stream holds (the
         # counts read just before each kill are lower bounds).
         consumed = sum(consumed_before_death) + await survivor.consumed()
-        assert consumed > len(stream)
-        # However often an event was forwarded, it always carried the same issue.
-        assert all(len(ids) == 1 for ids in observed.issue_ids_carried.values())
-
-        await ledger.assert_single_application(redis_client, engine, expected, limits)
-        burst_issue = (await ledger.issue_ids(engine, {(stream_projects.spiking, "burst")}))[
-            (stream_projects.spiking, "burst")
-        ]
-        assert ledger.spike_issue_ids(observed) == [burst_issue]
-        assert await ledger.spike_ids_stored(engine) == [observed.spikes[0].id]
-    finally:
-        await delete_topics(kafka_bootstrap, topics)
-        await engine.dispose()
+        assert consumed > len(run.stream)

@@ -5,25 +5,15 @@ ends exactly once, the buckets hold one application of the stream and the spike 
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 from redis.asyncio import Redis
 
-from schemas.db import make_engine
-from tests.reliability import ledger
-from tests.reliability.conftest import BUCKET_SECONDS, LaunchWorker, configure
+from tests.reliability.conftest import LaunchWorker
+from tests.reliability.core_run import assert_accounted_once, core_run
 from tests.reliability.kafka_io import StreamProducer, wait_until_committed
-from tests.reliability.streams import (
-    ISSUE_LIMIT,
-    PROJECT_LIMIT,
-    StreamProjects,
-    background,
-    chunks,
-    core_stream,
-)
-from tests.worker.operator_api import wait_for_room_in_bucket
-from tests.worker.processes import Topics, create_topics, delete_topics, wait_for
+from tests.reliability.streams import StreamProjects, chunks
+from tests.worker.processes import wait_for
 
 pytestmark = [
     pytest.mark.kafka,
@@ -44,23 +34,21 @@ async def test_a_worker_joining_and_leaving_mid_stream_changes_no_event_s_fate(
     stream_projects: StreamProjects,
     launch_worker: LaunchWorker,
 ) -> None:
-    await wait_for_room_in_bucket(BUCKET_SECONDS, 240)
-    engine = make_engine(postgres_database_url)
-    await configure(engine, stream_projects)
-    limits = {stream_projects.limited: ledger.Limits(issue=ISSUE_LIMIT, project=PROJECT_LIMIT)}
-    stream = core_stream(stream_projects, PARTITIONS, seed=9)
-    stream += background(stream_projects, PARTITIONS, BACKGROUND_EVENTS)
-    topics = Topics.unique()
-    await create_topics(kafka_bootstrap, topics, partitions=PARTITIONS)
-    group = f"group-{uuid.uuid4().hex}"
-    try:
-        async with StreamProducer(kafka_bootstrap, topics.exception_events) as producer:
+    async with core_run(
+        postgres_database_url,
+        kafka_bootstrap,
+        stream_projects,
+        partitions=PARTITIONS,
+        seed=9,
+        background_events=BACKGROUND_EVENTS,
+    ) as run:
+        async with StreamProducer(kafka_bootstrap, run.topics.exception_events) as producer:
             left = asyncio.Event()
 
             async def produce_until_the_second_worker_left() -> None:
                 # Slow enough that both rebalances happen with events still flowing; the last
                 # quarter waits for the leave, so that it lands mid-stream too.
-                pending = list(chunks(stream, 25))
+                pending = list(chunks(run.stream, 25))
                 tail = pending[-len(pending) // 4 :]
                 for chunk in pending[: -len(tail)]:
                     await producer.send(chunk)
@@ -71,14 +59,14 @@ async def test_a_worker_joining_and_leaving_mid_stream_changes_no_event_s_fate(
                     await asyncio.sleep(0.1)
 
             production = asyncio.create_task(produce_until_the_second_worker_left())
-            first = launch_worker(postgres_database_url, kafka_bootstrap, topics, group)
+            first = launch_worker(postgres_database_url, kafka_bootstrap, run.topics, run.group)
             await first.wait_until_serving()
 
             async def first_is_busy() -> bool:
                 return await first.consumed() >= JOIN_AFTER_EVENTS
 
             await wait_for("the first worker", first_is_busy, timeout_seconds=60, workers=[first])
-            second = launch_worker(postgres_database_url, kafka_bootstrap, topics, group)
+            second = launch_worker(postgres_database_url, kafka_bootstrap, run.topics, run.group)
             await second.wait_until_serving()
 
             async def second_took_over_some() -> bool:
@@ -96,7 +84,7 @@ async def test_a_worker_joining_and_leaving_mid_stream_changes_no_event_s_fate(
             await production
         await wait_until_committed(
             kafka_bootstrap,
-            group,
+            run.group,
             producer.end_offsets(),
             timeout_seconds=150,
             workers=[first, second],
@@ -105,19 +93,6 @@ async def test_a_worker_joining_and_leaving_mid_stream_changes_no_event_s_fate(
         # The first worker took the second's partitions back and processed more.
         assert await first.consumed() > consumed_after_leave
 
-        expected = ledger.expect(producer.sent, limits)
-        observed = await ledger.observe(kafka_bootstrap, topics, redis_client, producer.sent)
-        assert ledger.unexplained(expected, observed) == {}
-        totals = ledger.outcome_totals(expected, observed)
-        assert totals.get(ledger.RATE_LIMITED_PROJECT, 0) == expected.project_limited
-        assert sum(totals.values()) == len(stream)
-        assert all(len(ids) == 1 for ids in observed.issue_ids_carried.values())
-
-        await ledger.assert_single_application(redis_client, engine, expected, limits)
-        burst = (stream_projects.spiking, "burst")
-        burst_issue = (await ledger.issue_ids(engine, {burst}))[burst]
-        assert ledger.spike_issue_ids(observed) == [burst_issue]
-        assert await ledger.spike_ids_stored(engine) == [observed.spikes[0].id]
-    finally:
-        await delete_topics(kafka_bootstrap, topics)
-        await engine.dispose()
+        await assert_accounted_once(
+            run, kafka_bootstrap, redis_client, stream_projects, producer.sent
+        )
