@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from redis.asyncio import Redis
+
 from bench import kafka_io
 from bench.ceilings import CEILING_A, CEILING_B, run_ceiling, run_faust_relay
 from bench.cost import measure_steady_state
@@ -140,7 +142,9 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
                 )
             memory = await _memory_part(run) if options.memory_fingerprints else None
         finally:
-            await forget_projects(options.redis_url, [*run.stream.project_ids, *run.burst_projects])
+            await _forget_projects(
+                options.redis_url, [*run.stream.project_ids, *run.burst_projects]
+            )
     return BenchReport(
         command=options.command,
         quick=options.quick,
@@ -404,6 +408,14 @@ async def _memory_part(run: _Run) -> MemoryGrowth | PartFailure:
             worker.stop()
     finally:
         await kafka_io.delete_topics(bootstrap, topics.all())
+
+
+async def _forget_projects(redis_url: str, project_ids: list[int]) -> None:
+    client = Redis.from_url(redis_url)
+    try:
+        await forget_projects(client, project_ids)
+    finally:
+        await client.aclose()
 
 
 async def _count_events(run: _Run, topic: str) -> int:

@@ -24,7 +24,7 @@ async def test_every_key_of_the_bench_projects_goes_and_no_other(redis_url: str)
                 await client.set(f"{tag}:issue:{n}", 1)
             await client.hset(CONFIG_VERSIONS_KEY, str(project_id), 3)
 
-        removed = await forget_projects(redis_url, bench_projects)
+        removed = await forget_projects(client, bench_projects)
 
         assert removed == 3_000
         for project_id in bench_projects:
@@ -34,5 +34,5 @@ async def test_every_key_of_the_bench_projects_goes_and_no_other(redis_url: str)
         assert len(left) == 1_500
         assert await client.hget(CONFIG_VERSIONS_KEY, str(other)) == b"3"
     finally:
-        await forget_projects(redis_url, [other])
+        await forget_projects(client, [other])
         await client.aclose()

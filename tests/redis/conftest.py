@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from bench.redis_cleanup import forget_projects
 from schemas.redis_keys import project_tag
 
 _project_ids = itertools.count(random.SystemRandom().randrange(10**9, 2 * 10**9, 1000))
@@ -42,10 +43,7 @@ async def new_project_id(redis: Redis) -> AsyncIterator[Callable[[], int]]:
         return issued[-1]
 
     yield issue
-    for project_id in issued:
-        keys = await _project_keys(redis, project_id)
-        if keys:
-            await redis.delete(*keys)
+    await forget_projects(redis, issued)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.redis_cleanup import forget_projects
 from schemas.tables import (
     ErrorTrackingSettings,
     Project,
@@ -25,7 +26,6 @@ from schemas.tables import (
 from tests.reliability.streams import StreamProjects
 from tests.support.own_servers import OwnKafkaBroker
 from tests.worker.conftest import (  # noqa: F401  (fixtures used by the tests of this folder)
-    forget_projects,
     postgres_database_url,
     redis_client,
     sqlite_url,

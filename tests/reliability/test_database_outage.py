@@ -18,6 +18,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
+from bench.redis_cleanup import forget_projects
 from schemas.db import make_engine
 from schemas.tables import Issue
 from tests.reliability import ledger
@@ -26,7 +27,7 @@ from tests.reliability.kafka_io import StreamProducer, read_all, wait_until_comm
 from tests.reliability.streams import Planned
 from tests.support.databases import fresh_database
 from tests.support.own_servers import OwnPostgres
-from tests.worker.conftest import add_projects, forget_projects
+from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event
 from tests.worker.pipelines import new_project_ids
 from tests.worker.processes import (

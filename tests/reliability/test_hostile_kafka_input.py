@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bench import proc
+from bench.redis_cleanup import forget_projects
 from schemas.db import make_engine
 from schemas.events import DeadLetter
 from tests.reliability.conftest import LaunchWorker, topics_on
@@ -22,7 +23,7 @@ from tests.reliability.hostile import FORWARDED, MEGABYTE, Hostile, hostile_mess
 from tests.reliability.kafka_io import StreamProducer, read_all, wait_until_committed
 from tests.reliability.streams import Planned
 from tests.support.own_servers import OwnKafkaBroker
-from tests.worker.conftest import add_projects, forget_projects
+from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event
 from tests.worker.pipelines import new_project_ids
 

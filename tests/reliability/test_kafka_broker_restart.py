@@ -13,13 +13,14 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from bench.redis_cleanup import forget_projects
 from schemas.db import make_engine
 from tests.reliability import ledger
 from tests.reliability.conftest import LaunchWorker, topics_on
 from tests.reliability.kafka_io import StreamProducer, read_all, wait_until_committed
 from tests.reliability.streams import Planned, chunks
 from tests.support.own_servers import OwnKafkaBroker
-from tests.worker.conftest import add_projects, forget_projects
+from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event
 from tests.worker.pipelines import new_project_ids
 from tests.worker.processes import wait_for

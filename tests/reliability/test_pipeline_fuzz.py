@@ -25,13 +25,14 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from sqlalchemy import insert
 
+from bench.redis_cleanup import forget_projects
 from schemas.db import make_engine
 from schemas.events import AcceptedEvent, DeadLetter, DeadLetterReason
 from schemas.tables import ErrorTrackingSettings, SpikeDetectionConfig, SuppressionRule
 from tests.reliability.hostile import field_paths
 from tests.reliability.streams import LIMIT_BUCKET_MINUTES
 from tests.support.databases import fresh_database
-from tests.worker.conftest import add_projects, forget_projects
+from tests.worker.conftest import add_projects
 from tests.worker.pipelines import KeptMessages, build_pipeline, new_project_ids
 from worker import metrics
 from worker.outcomes import Outcome

@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.redis_cleanup import forget_projects
 from schemas.db import make_engine
-from schemas.redis_keys import CONFIG_VERSIONS_KEY, project_tag
 from schemas.tables import Project
 from tests.support.databases import database_url, fresh_database
 from tests.worker.pipelines import new_project_ids
@@ -52,15 +52,6 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
     yield client
     await client.aclose()
-
-
-async def forget_projects(redis_client: Redis, project_ids: list[int]) -> None:
-    """Remove every Redis key of the projects (counts, buckets, watermarks, snoozes, versions)."""
-    await redis_client.hdel(CONFIG_VERSIONS_KEY, *map(str, project_ids))
-    for project_id in project_ids:
-        keys = [key async for key in redis_client.scan_iter(match=f"{project_tag(project_id)}:*")]
-        if keys:
-            await redis_client.delete(*keys)
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ from redis.asyncio import Redis
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.redis_cleanup import forget_projects
 from schemas.tables import ErrorTrackingSettings, SpikeDetectionConfig, SuppressionRule
 from tests.support.databases import counted_statements
-from tests.worker.conftest import add_projects, forget_projects
+from tests.worker.conftest import add_projects
 from tests.worker.pipelines import FakeClock, new_project_ids
 from worker.config import CONFIG_RECHECK_SECONDS, ProjectConfigCache
 from worker.rate_limits import RateLimits
