@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import msgspec
 
@@ -72,12 +73,16 @@ def summarise(folded: Iterable[str], samples_per_second: int) -> ProfileSummary:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [frame for frame in stack.split(";") if _FRAME.match(frame)]
+        frames = [
+            _Frame(match["function"], match["path"])
+            for frame in stack.split(";")
+            if (match := _FRAME.match(frame))
+        ]
         if not frames:
             continue
         total += count
         by_component[_component(frames)] += count
-        by_frame[_without_line(frames[-1])] += count
+        by_frame[f"{frames[-1].function} ({frames[-1].path})"] += count
     if not total:
         return ProfileSummary(0, samples_per_second, [], [])
     return ProfileSummary(
@@ -88,36 +93,32 @@ def summarise(folded: Iterable[str], samples_per_second: int) -> ProfileSummary:
     )
 
 
-def _component(frames: list[str]) -> str:
+class _Frame(NamedTuple):
+    function: str
+    path: str
+
+    @property
+    def worker_module(self) -> str | None:
+        """``worker.<module>`` for a frame of spikewatch's worker, else None."""
+        if self.path.startswith("worker/") and self.path.endswith(".py"):
+            return self.path[: -len(".py")].replace("/", ".")
+        return None
+
+
+def _component(frames: list[_Frame]) -> str:
     for frame in reversed(frames):
-        module = _worker_module(frame)
+        module = frame.worker_module
         if module is not None and module not in _AGENT_MODULES:
             return f"spikewatch: {module}"
-    leaf = _FRAME.match(frames[-1])
-    assert leaf is not None
-    if (leaf["path"], leaf["function"]) in _LOOP_RUNNERS:
+    leaf = frames[-1]
+    if (leaf.path, leaf.function) in _LOOP_RUNNERS:
         return EVENT_LOOP_IN_C
-    agent = _worker_module(frames[-1])
-    if agent is not None:
-        return f"spikewatch: {agent} (the agent itself)"
-    path = leaf["path"]
+    if leaf.worker_module is not None:
+        return f"spikewatch: {leaf.worker_module} (the agent itself)"
     for prefix, name in _PACKAGES:
-        if path.startswith(prefix) or f"/{prefix}" in path:
+        if leaf.path.startswith(prefix) or f"/{prefix}" in leaf.path:
             return name
     return OTHER
-
-
-def _worker_module(frame: str) -> str | None:
-    path = _FRAME.match(frame)["path"]  # type: ignore[index]
-    if path.startswith("worker/") and path.endswith(".py"):
-        return path[: -len(".py")].replace("/", ".")
-    return None
-
-
-def _without_line(frame: str) -> str:
-    match = _FRAME.match(frame)
-    assert match is not None
-    return f"{match['function']} ({match['path']})"
 
 
 class WorkerProfiler:

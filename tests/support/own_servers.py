@@ -28,18 +28,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from loadtest.api_server import free_loopback_port
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 KAFKA_FILES = REPO_ROOT / "scripts" / "kafka"
 PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
 READY_TIMEOUT_SECONDS = 90
 # Room for a 10 MB hostile message and its produce request (the broker default is ~1 MB).
 KAFKA_MESSAGE_MAX_BYTES = 12_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def no_retry_client(port: int, **kwargs: Any) -> Redis:
@@ -70,8 +66,8 @@ class OwnKafkaBroker:
     its ports, its data directory and a message size limit raised to 12 MB."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.controller_port = free_port()
+        self.port = free_loopback_port()
+        self.controller_port = free_loopback_port()
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="spikewatch-kafka-"))
         self.log_path = self.root / "broker.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -180,7 +176,7 @@ class OwnPostgres:
     USER = "spikewatch"
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = free_loopback_port()
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="spikewatch-pg-"))
         self.data = self.root / "data"
         shutil.chown(self.root, "postgres", "postgres")
@@ -246,7 +242,7 @@ class OwnRedis:
     before answering, so even a ``kill -9`` loses nothing (a production Redis with AOF)."""
 
     def __init__(self, *, persistent: bool = False) -> None:
-        self.port = free_port()
+        self.port = free_loopback_port()
         self.persistent = persistent
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="spikewatch-redis-"))
         self._process: subprocess.Popen[bytes] | None = None

@@ -7,12 +7,10 @@ import gc
 import weakref
 from typing import Any
 
-import msgspec
-
-from schemas.events import ExceptionEvent, ExceptionProperties
+from tests.worker.events import decoded_record
 from worker.fingerprint import computed_fingerprint, fingerprint_batch, stack_digest
 from worker.garbage import BatchGarbageCollector
-from worker.records import EventRecord, SourceMessage
+from worker.records import EventRecord
 from worker.suppression import EventProperties, derive_properties
 
 
@@ -28,11 +26,7 @@ def record(*exceptions: dict[str, Any], **properties: Any) -> EventRecord:
         "timestamp": "2026-11-26T06:00:00Z",
         "properties": {"$exception_list": list(exceptions), **properties},
     }
-    result = EventRecord(SourceMessage("in", 0, 0, None, msgspec.json.encode(document)))
-    result.document = document
-    result.event = msgspec.convert(document, ExceptionEvent)
-    result.exception_properties = msgspec.convert(document["properties"], ExceptionProperties)
-    return result
+    return decoded_record(document)
 
 
 def test_remembered_fingerprints_equal_computed_ones_whatever_the_message() -> None:

@@ -110,14 +110,17 @@ def poison_messages(project_id: int) -> list[tuple[DeadLetterReason, bytes]]:
     ]
 
 
+def decoded_record(document: dict[str, Any], offset: int = 0) -> EventRecord:
+    """The record of ``document`` as the decode stage leaves it."""
+    record = EventRecord(SourceMessage("in", 0, offset, None, encode(document)))
+    record.document = document
+    record.event = msgspec.convert(document, ExceptionEvent)
+    record.exception_properties = msgspec.convert(document["properties"], ExceptionProperties)
+    return record
+
+
 def records(*documents: dict[str, Any]) -> list[EventRecord]:
     """Decoded, fingerprinted records of ``documents`` (the stages before issues)."""
-    batch = []
-    for offset, document in enumerate(documents):
-        record = EventRecord(SourceMessage("in", 0, offset, None, encode(document)))
-        record.document = document
-        record.event = msgspec.convert(document, ExceptionEvent)
-        record.exception_properties = msgspec.convert(document["properties"], ExceptionProperties)
-        batch.append(record)
+    batch = [decoded_record(document, offset) for offset, document in enumerate(documents)]
     fingerprint_batch(batch)
     return batch

@@ -22,7 +22,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.own_servers import REPO_ROOT, free_port
+from loadtest.api_server import free_loopback_port
+from tests.support.own_servers import REPO_ROOT
 
 BIN = pathlib.Path(sys.executable).parent
 # The two ways an operator starts the worker; both must run the same app.
@@ -182,7 +183,7 @@ class WorkerProcess:
         entry_point: str = "faust",
         batch_max_events: int = 100,
     ) -> None:
-        self.web_port = free_port()
+        self.web_port = free_loopback_port()
         # A directory of its own: Faust keeps a data directory where it runs.
         home = workdir / f"worker-{self.web_port}"
         home.mkdir()
