@@ -59,7 +59,7 @@ class Pipeline:
         batch = await self.suppression.apply(batch, configs)
         batch, counts = await self.counting.apply(batch, configs, now)
         batch = forward(batch)
-        await self.spikes.decide_and_emit(counts, configs, now)
+        await self.spikes.decide_and_emit(counts, configs, now, batch)
         return list(batch)
 
     async def _run_alone(self, message: SourceMessage) -> EventRecord:

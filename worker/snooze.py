@@ -3,16 +3,19 @@
 Owns the per-issue lock ``{p:<project>}:snooze:<issue>`` (``SET NX EX``, so the first worker
 to take it wins and Redis forgets it on time). It never decides spikes and never publishes.
 
-The lock's value says which spike took it and whether that spike is known to be out:
-``pending:<spike id>`` from the moment it is taken, ``published:<spike id>`` once the broker
-acknowledged the spike. A worker that dies in between leaves a pending lock; the batch that is
-redelivered then finds its own spike's id there and publishes it (again, perhaps: same id, so
-whoever listens can deduplicate) rather than losing it for the whole snooze.
+The lock's value says which spike took it, from which batch, and whether it is known to be out:
+``pending:<spike id>@<claim>`` from the moment it is taken, ``published:<spike id>`` once the
+broker acknowledged the spike. The claim is the Kafka position (``partition:offset``) of one of the
+issue's events in the batch that took the lock. A worker that dies in between leaves a pending
+lock behind, and its batch is redelivered uncommitted; the redelivered batch that holds the
+claimed position publishes the spike (again, perhaps: same id, so whoever listens can deduplicate)
+rather than losing it for the whole snooze. Any other batch, such as another worker's seeing the
+same issue cross at the same time, finds the issue snoozed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -35,21 +38,40 @@ class SnoozeLock:
     issue_id: str
     spike_id: str
     seconds: int
+    # The position (``partition:offset``) of an event of the issue in the batch taking the lock.
+    claim: str
 
     @property
     def key(self) -> str:
         return snooze_key(self.project_id, self.issue_id)
 
+    @property
+    def pending(self) -> str:
+        return f"{PENDING}{self.spike_id}@{self.claim}"
 
-async def acquire_snoozes(redis: Redis, locks: Sequence[SnoozeLock]) -> list[bool]:
-    """Take every lock in one round trip, whatever their projects. For each: may its spike go out
-    now? Yes if it got the lock, or if this same spike took it earlier and was never confirmed
+    def is_redelivery(self, holder: str, positions: Container[str]) -> bool:
+        """Does a lock held as ``holder`` wait for this spike from a batch whose events are
+        (some of) ``positions``? Then the batch that took it was never committed."""
+        spike, _, claim = holder.partition("@")
+        return spike == PENDING + self.spike_id and claim in positions
+
+
+def kafka_position(partition: int, offset: int) -> str:
+    return f"{partition}:{offset}"
+
+
+async def acquire_snoozes(
+    redis: Redis, locks: Sequence[SnoozeLock], positions: Container[str]
+) -> list[bool]:
+    """Take every lock in one round trip, whatever their projects, for a batch of the events at
+    ``positions`` (``kafka_position``). For each: may its spike go out now? Yes if it got the
+    lock, or if this same spike took it from a batch this one redelivers and was never confirmed
     as published."""
     if not locks:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for lock in locks:
-            pipe.set(lock.key, PENDING + lock.spike_id, nx=True, ex=lock.seconds)
+            pipe.set(lock.key, lock.pending, nx=True, ex=lock.seconds)
             pipe.get(lock.key)
         replies = await pipe.execute()
     granted = []
@@ -57,7 +79,9 @@ async def acquire_snoozes(redis: Redis, locks: Sequence[SnoozeLock]) -> list[boo
         taken, holder = replies[2 * index], replies[2 * index + 1]
         if isinstance(holder, bytes):
             holder = holder.decode()
-        granted.append(bool(taken) or holder == PENDING + lock.spike_id)
+        granted.append(
+            bool(taken) or (isinstance(holder, str) and lock.is_redelivery(holder, positions))
+        )
     return granted
 
 

@@ -9,7 +9,7 @@ issue (its snooze lock is released); it never holds back or loses the batch's ev
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 from redis.asyncio import Redis
@@ -17,9 +17,12 @@ from redis.asyncio import Redis
 from schemas.events import SpikeEventMessage
 from worker import metrics
 from worker.counting import ProjectCounts
+from worker.outcomes import Outcome
 from worker.project_config import ProjectConfig
+from worker.records import EventRecord
 from worker.sinks import KafkaSink, OutgoingMessage
-from worker.spike_events import emit_spikes
+from worker.snooze import kafka_position
+from worker.spike_events import BatchPositions, emit_spikes
 from worker.spike_rule import find_spike_candidates
 from worker.spike_store import SpikeStore
 
@@ -38,8 +41,9 @@ class SpikeStage:
         counts: Mapping[int, ProjectCounts],
         configs: Mapping[int, ProjectConfig],
         now: float,
+        batch: Sequence[EventRecord],
     ) -> list[SpikeEventMessage]:
-        """Emit the spikes of the batch's counts at ``now`` (epoch seconds); return them."""
+        """Emit the spikes of the counts of ``batch`` at ``now`` (epoch seconds); return them."""
         candidates = {
             project_id: spiking
             for project_id, project_counts in counts.items()
@@ -62,6 +66,7 @@ class SpikeStage:
             {project_id: configs[project_id].spike for project_id in candidates},
             now,
             self._publish,
+            batch_positions(batch),
         )
         metrics.SPIKES_SNOOZED.inc(len(emissions.snoozed))
         return emissions.published
@@ -72,3 +77,19 @@ class SpikeStage:
         value = msgspec.json.encode(spike)
         await self._sink.deliver([OutgoingMessage(self._topic, spike.issue.id.encode(), value)])
         metrics.SPIKES_EMITTED.inc()
+
+
+# Outcomes of events that were never counted: they cannot stand for their issue in a claim.
+_UNCOUNTED = frozenset({Outcome.SUPPRESSED, Outcome.DEAD_LETTERED})
+
+
+def batch_positions(batch: Sequence[EventRecord]) -> BatchPositions:
+    """The batch's positions, each issue claimed by its first counted event."""
+    claims: dict[str, str] = {}
+    events = []
+    for record in batch:
+        position = kafka_position(record.source.partition, record.source.offset)
+        events.append(position)
+        if record.issue_id is not None and record.outcome not in _UNCOUNTED:
+            claims.setdefault(str(record.issue_id), position)
+    return BatchPositions(frozenset(events), claims)

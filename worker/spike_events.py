@@ -22,6 +22,9 @@ from worker.spike_rule import SpikeCandidate, SpikeConfig
 
 logger = logging.getLogger(__name__)
 
+# The claim of a candidate whose issue has no counted event in the batch: no batch holds it.
+NO_CLAIM = "-"
+
 SPIKE_EVENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "spikewatch:error_tracking_spike_events")
 
 PublishSpike = Callable[[SpikeEventMessage], Awaitable[None]]
@@ -57,6 +60,17 @@ def build_spike_event(
 
 
 @dataclass(frozen=True, slots=True)
+class BatchPositions:
+    """Where the events of the batch deciding the spikes sit in the input topic, as
+    ``snooze.kafka_position`` writes them: what a snooze lock's claim names and is checked in."""
+
+    # Every event of the batch.
+    events: frozenset[str]
+    # Issue id -> the position of one of the issue's counted events in the batch.
+    claims: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class SpikeEmissions:
     published: list[SpikeEventMessage] = field(default_factory=list)
     # ``publish`` raised for these; their snooze was released so a later batch can retry.
@@ -72,12 +86,15 @@ async def emit_spikes(
     configs: Mapping[int, SpikeConfig],
     now: float,
     publish: PublishSpike,
+    positions: BatchPositions,
 ) -> SpikeEmissions:
     """Publish a spike event for every candidate (by project) whose issue is not snoozed,
     snoozing it; the locks of all projects are taken in one round trip and confirmed in another.
 
     ``issues`` gives each issue's name and description; an issue missing from it is published
-    with its id only. ``now`` (epoch seconds) becomes ``detected_at``.
+    with its id only. ``now`` (epoch seconds) becomes ``detected_at``. ``positions`` are the
+    batch's: a lock that a batch it redelivers took, but whose spike was never confirmed as
+    published, lets the spike out again (``snooze``).
     """
     emissions = SpikeEmissions()
     planned: dict[tuple[int, str], tuple[SpikeEventMessage, SnoozeLock]] = {}
@@ -88,12 +105,17 @@ async def emit_spikes(
                 continue
             issue = issues.get(candidate.issue_id) or SpikeIssue(candidate.issue_id, None, None)
             event = build_spike_event(project_id, issue, candidate, config, now)
-            lock = SnoozeLock(project_id, candidate.issue_id, event.id, config.snooze_seconds)
+            claim = positions.claims.get(candidate.issue_id, NO_CLAIM)
+            lock = SnoozeLock(
+                project_id, candidate.issue_id, event.id, config.snooze_seconds, claim
+            )
             planned[project_id, candidate.issue_id] = (event, lock)
     if not planned:
         return emissions
     try:
-        granted = await acquire_snoozes(redis, [lock for _, lock in planned.values()])
+        granted = await acquire_snoozes(
+            redis, [lock for _, lock in planned.values()], positions.events
+        )
     except RedisError:
         # Without the lock a spike could be published by every batch; skipping is safe because
         # the next batch decides again on the same counts.

@@ -10,7 +10,13 @@ from redis.asyncio import Redis
 
 from schemas.events import SpikeEventMessage, SpikeIssue
 from worker.snooze import SnoozeLock, acquire_snoozes, confirm_snoozes, release_snooze
-from worker.spike_events import SpikeEmissions, build_spike_event, emit_spikes, spike_event_id
+from worker.spike_events import (
+    BatchPositions,
+    SpikeEmissions,
+    build_spike_event,
+    emit_spikes,
+    spike_event_id,
+)
 from worker.spike_rule import SpikeCandidate, SpikeConfig
 
 pytestmark = pytest.mark.redis
@@ -21,17 +27,35 @@ ISSUE_ID = "0f7c61d4-1e2b-4c0a-9d8e-2f3a4b5c6d7e"
 ISSUE = SpikeIssue(ISSUE_ID, "TypeError", "x is undefined")
 CONFIG = SpikeConfig(multiplier=2, threshold=10, snooze_duration_minutes=10)
 CANDIDATE = SpikeCandidate(ISSUE_ID, 21, 10.0, BUCKET_START)
+# The batch most tests decide in: one event, at offset 1 of partition 0.
+POSITION = "0:1"
 
 
-def _locks(project_id: int, spikes: dict[str, str], seconds: int) -> list[SnoozeLock]:
-    return [SnoozeLock(project_id, issue, spike, seconds) for issue, spike in spikes.items()]
+def _locks(
+    project_id: int, spikes: dict[str, str], seconds: int, claim: str = POSITION
+) -> list[SnoozeLock]:
+    return [SnoozeLock(project_id, issue, spike, seconds, claim) for issue, spike in spikes.items()]
 
 
-async def acquire(redis: Redis, project_id: int, spikes: dict[str, str], seconds: int) -> set[str]:
-    """The issues of ``spikes`` (issue -> spike id) whose spike may go out now."""
-    locks = _locks(project_id, spikes, seconds)
-    granted = await acquire_snoozes(redis, locks)
+async def acquire(
+    redis: Redis,
+    project_id: int,
+    spikes: dict[str, str],
+    seconds: int,
+    *,
+    claim: str = POSITION,
+    batch: frozenset[str] = frozenset({POSITION}),
+) -> set[str]:
+    """The issues of ``spikes`` (issue -> spike id) whose spike may go out now, for a batch of
+    the events at ``batch`` that claims them at ``claim``."""
+    locks = _locks(project_id, spikes, seconds, claim)
+    granted = await acquire_snoozes(redis, locks, batch)
     return {lock.issue_id for lock, go in zip(locks, granted, strict=True) if go}
+
+
+def one_event_batch(candidates: list[SpikeCandidate], position: str = POSITION) -> BatchPositions:
+    """A batch whose one event, at ``position``, stands for every candidate's issue."""
+    return BatchPositions(frozenset({position}), {c.issue_id: position for c in candidates})
 
 
 async def confirm(redis: Redis, project_id: int, spikes: dict[str, str]) -> None:
@@ -45,21 +69,36 @@ async def emit(
     issues: dict[str, SpikeIssue],
     now: float,
     publish: Recorder,
+    positions: BatchPositions | None = None,
 ) -> SpikeEmissions:
-    """One project's candidates through ``emit_spikes`` on the test's config."""
+    """One project's candidates through ``emit_spikes`` on the test's config, decided in
+    ``positions`` (by default the one-event batch at ``POSITION``)."""
     return await emit_spikes(
-        redis, {project_id: candidates}, issues, {project_id: CONFIG}, now, publish
+        redis,
+        {project_id: candidates},
+        issues,
+        {project_id: CONFIG},
+        now,
+        publish,
+        positions or one_event_batch(candidates),
     )
 
 
 class Recorder:
-    """A publish callable that records what it was given, failing the first ``failures`` calls."""
+    """A publish callable that records what it was given, failing the first ``failures`` calls;
+    with a ``gate``, each call first waits for it to open (a broker slow to acknowledge)."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, gate: asyncio.Event | None = None) -> None:
         self.published: list[SpikeEventMessage] = []
         self._failures = failures
+        self._gate = gate
+        # Set once a call has started: its lock is taken by then.
+        self.called = asyncio.Event()
 
     async def __call__(self, event: SpikeEventMessage) -> None:
+        self.called.set()
+        if self._gate is not None:
+            await self._gate.wait()
         if self._failures:
             self._failures -= 1
             raise ConnectionError("spike topic unavailable")
@@ -116,22 +155,44 @@ async def test_confirming_a_lock_keeps_its_expiry_and_confirms_only_held_locks(
     assert await redis.exists(f"{{p:{project_id}}}:snooze:gone") == 0
 
 
-async def test_an_unconfirmed_lock_lets_only_its_own_spike_through_again(
+async def test_an_unconfirmed_lock_lets_its_spike_through_again_only_to_a_redelivery(
     redis: Redis, project_id: int
 ) -> None:
-    await acquire(redis, project_id, {"a": "spike-a"}, 600)
+    taken = await acquire(
+        redis, project_id, {"a": "spike-a"}, 600, claim="0:41", batch=frozenset({"0:41"})
+    )
+    lock = await redis.get(f"{{p:{project_id}}}:snooze:a")
 
-    # The same spike (same issue and bucket) after a crash before its confirmation: granted.
-    assert await acquire(redis, project_id, {"a": "spike-a"}, 600) == {"a"}
+    # The batch redelivered after a crash before the confirmation, gathered differently (it
+    # starts earlier and would claim another event) but holding the claimed one: granted.
+    redelivered = frozenset({"0:40", "0:41", "1:9"})
+    assert await acquire(
+        redis, project_id, {"a": "spike-a"}, 600, claim="0:40", batch=redelivered
+    ) == {"a"}
+    # The same spike from a batch without the claimed event, such as another worker's on other
+    # partitions or a later batch after a failed confirmation: snoozed.
+    for elsewhere in (frozenset({"2:7"}), frozenset({"0:42", "0:43"})):
+        assert (
+            await acquire(
+                redis, project_id, {"a": "spike-a"}, 600, claim=min(elsewhere), batch=elsewhere
+            )
+            == set()
+        )
     # Another spike of the issue (a later bucket): snoozed, whatever became of the first.
-    assert await acquire(redis, project_id, {"a": "spike-a-later"}, 600) == set()
+    assert (
+        await acquire(
+            redis, project_id, {"a": "spike-a-later"}, 600, claim="0:41", batch=redelivered
+        )
+        == set()
+    )
+    assert (taken, lock) == ({"a"}, b"pending:spike-a@0:41")
 
 
 async def test_released_snooze_can_be_taken_again(redis: Redis, project_id: int) -> None:
     await acquire(redis, project_id, {"a": "spike-a"}, 600)
     await confirm(redis, project_id, {"a": "spike-a"})
 
-    await release_snooze(redis, SnoozeLock(project_id, "a", "spike-a", 600))
+    await release_snooze(redis, SnoozeLock(project_id, "a", "spike-a", 600, POSITION))
 
     assert await acquire(redis, project_id, {"a": "spike-a-later"}, 600) == {"a"}
 
@@ -184,6 +245,9 @@ async def test_a_spike_whose_worker_died_before_the_broker_acknowledged_it_goes_
     spike_id = str(spike_event_id(ISSUE_ID, BUCKET_START))
     # What a worker killed between taking the lock and the broker's acknowledgement leaves.
     await acquire(redis, project_id, {ISSUE_ID: spike_id}, 600)
+    assert await redis.get(f"{{p:{project_id}}}:snooze:{ISSUE_ID}") == (
+        f"pending:{spike_id}@{POSITION}".encode()
+    )
     publish = Recorder()
 
     redelivered = await emit(redis, project_id, [CANDIDATE], issues, NOW, publish)
@@ -195,6 +259,52 @@ async def test_a_spike_whose_worker_died_before_the_broker_acknowledged_it_goes_
     assert [e.id for e in publish.published] == [spike_id]
     lock = await redis.get(f"{{p:{project_id}}}:snooze:{ISSUE_ID}")
     assert lock == f"published:{spike_id}".encode()
+
+
+async def test_two_workers_crossing_at_once_publish_the_spike_once(
+    redis: Redis, project_id: int
+) -> None:
+    """Two workers count the same issue over its threshold from different partitions; the first
+    holds its lock pending while the broker is slow to acknowledge."""
+    issues = {ISSUE_ID: ISSUE}
+    gate = asyncio.Event()
+    slow, fast = Recorder(gate=gate), Recorder()
+
+    first = asyncio.create_task(
+        emit(redis, project_id, [CANDIDATE], issues, NOW, slow, one_event_batch([CANDIDATE], "0:5"))
+    )
+    await slow.called.wait()
+    second = await emit(
+        redis, project_id, [CANDIDATE], issues, NOW, fast, one_event_batch([CANDIDATE], "2:3")
+    )
+    gate.set()
+    first_result = await first
+
+    assert (second.published, second.snoozed) == ([], [ISSUE_ID])
+    assert [e.id for e in first_result.published] == [str(spike_event_id(ISSUE_ID, BUCKET_START))]
+    assert (len(slow.published), fast.published) == (1, [])
+
+
+async def test_a_later_batch_after_a_lost_confirmation_stays_snoozed(
+    redis: Redis, project_id: int
+) -> None:
+    """The spike went out but Redis missed its confirmation: the lock stays pending; the worker's
+    next batch that sees the issue over its threshold must not publish it again."""
+    issues = {ISSUE_ID: ISSUE}
+    await acquire(redis, project_id, {ISSUE_ID: str(spike_event_id(ISSUE_ID, BUCKET_START))}, 600)
+    publish = Recorder()
+
+    later = await emit(
+        redis,
+        project_id,
+        [CANDIDATE],
+        issues,
+        NOW + 30,
+        publish,
+        one_event_batch([CANDIDATE], "0:2"),
+    )
+
+    assert (later.published, later.snoozed, publish.published) == ([], [ISSUE_ID], [])
 
 
 async def test_one_failed_publish_does_not_stop_the_other_spikes(
@@ -224,6 +334,7 @@ async def test_spikes_of_several_projects_each_get_their_own_lock_and_snooze(
         {project_id: CONFIG, other_project: short},
         NOW,
         publish,
+        one_event_batch([CANDIDATE]),
     )
 
     assert sorted(e.project_id for e in result.published) == [project_id, other_project]
