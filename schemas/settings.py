@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     consumer_group: str = "spikewatch"
     batch_max_events: int = Field(default=1000, ge=1)
     batch_within_seconds: float = Field(default=0.2, gt=0)
+    # A worker with events waiting and no batch finished for this long exits (status 75) for its
+    # supervisor to restart it (worker/stall_watchdog.py); 0 turns the watchdog off.
+    stall_limit_seconds: float = Field(default=180.0, ge=0)
 
     bucket_size_seconds: int = Field(default=300, ge=1)
     history_buckets: int = Field(default=11, ge=1)

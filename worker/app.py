@@ -8,12 +8,15 @@ Prometheus ``/metrics`` on the worker's web port.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 import mode
 import mode.loop
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
@@ -26,6 +29,7 @@ from worker.partition_order import PartitionOrder
 from worker.records import SourceMessage
 from worker.runtime import WorkerRuntime
 from worker.sinks import OutgoingMessage
+from worker.stall_watchdog import StallWatchdog, backlog
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,9 @@ PRODUCER_MAX_BATCH_BYTES = 1_048_576
 # the fetched events once decoded, several times that).
 CONSUMER_MAX_FETCH_BYTES = 4 * 1_048_576
 CONSUMER_LAG_REFRESH_SECONDS = 5.0
+STALL_CHECK_SECONDS = 5.0
+# EX_TEMPFAIL: the worker gave up on a stall; starting it again is the remedy.
+EXIT_STALLED = 75
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 # Partitions of a topic the worker finds missing and creates (a deployment normally provisions
 # its topics); for the input topic, the most worker processes that can share the load.
@@ -102,6 +109,21 @@ spike_events = app.topic(
 # Offset after the last event processed, per partition: the consumer lag's reference point.
 _next_offsets: dict[TP, int] = {}
 _partition_order: PartitionOrder[TP] = PartitionOrder(_next_offsets)
+# What the last consumer lag refresh saw, per assigned partition: the log end offset, and the
+# offset the worker goes on from (its fetch position where it processed nothing yet).
+_highwaters: dict[TP, int] = {}
+_positions: dict[TP, int] = {}
+
+
+def _exit_stalled(reason: str) -> None:
+    # Faust's orderly shutdown would wait on the stuck consumer. Exiting at once loses nothing:
+    # no offset is committed before its batch's effects are durable.
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(EXIT_STALLED)
+
+
+_watchdog = StallWatchdog(limit=settings.stall_limit_seconds, give_up=_exit_stalled)
 
 
 @app.agent(exception_events, concurrency=1)
@@ -125,6 +147,7 @@ async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
         for event in events:
             await stream.ack(event)
             _next_offsets[event.message.tp] = event.message.offset + 1
+        _watchdog.batch_finished()
         garbage.after_batch()
 
     try:
@@ -183,6 +206,10 @@ async def refresh_consumer_lag() -> None:
         # A rebalance can revoke a partition mid-way; the gauge is refreshed on the next tick.
         log.debug("consumer lag not refreshed: %r", exc)
         return
+    _highwaters.clear()
+    _highwaters.update({tp: hw for tp, hw in highwaters.items() if hw is not None})
+    _positions.clear()
+    _positions.update({tp: offset for tp, offset in next_offsets.items() if offset is not None})
     metrics.CONSUMER_LAG.clear()
     for tp in assigned:
         highwater, next_offset = highwaters.get(tp), next_offsets[tp]
@@ -190,6 +217,19 @@ async def refresh_consumer_lag() -> None:
             metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
                 max(highwater - next_offset, 0)
             )
+
+
+@app.timer(interval=STALL_CHECK_SECONDS)
+async def check_for_stall() -> None:
+    if not settings.stall_limit_seconds:
+        return
+    try:
+        assigned = app.consumer.assignment()
+    except ConsumerNotStarted:
+        return
+    # Reads only what the agent and the last lag refresh recorded: a stuck consumer cannot
+    # hold this check up.
+    _watchdog.check(backlog(_highwaters, {**_positions, **_next_offsets}, assigned))
 
 
 @app.page("/metrics")

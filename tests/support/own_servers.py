@@ -145,8 +145,19 @@ class OwnKafkaBroker:
         if self._process is not None:
             _stop_process(self._process, signal.SIGKILL)
 
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and no request is ever answered, as with a hung host."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._process is not None:
+            if self._process.poll() is None:
+                self.thaw()
             _stop_process(self._process, signal.SIGTERM)
 
     def remove(self) -> None:

@@ -254,6 +254,11 @@ class WorkerProcess:
     def running(self) -> bool:
         return self._process.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The process's exit status once it ended, None while it runs."""
+        return self._process.poll()
+
     def kill(self) -> None:
         """Die at once, as in a crash: no shutdown, no final commit."""
         self._process.kill()

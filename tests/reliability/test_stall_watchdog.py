@@ -1,0 +1,106 @@
+"""A worker that stops making progress while events wait for it ends itself, and a fresh worker
+catches up on everything: the stall watchdog, on a broker frozen under the worker (SIGSTOP: its
+connections stay open and nothing ever answers, as in the hang after a broker restart that
+RELIABILITY.md describes).
+
+The broker is one of this folder's own: the shared broker on 19092 is never frozen.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+import pytest
+
+from schemas.db import make_engine
+from tests.reliability.conftest import WORKER_TEST_SETTINGS, LaunchWorker, topics_on
+from tests.reliability.kafka_io import StreamProducer, read_all, wait_until_committed
+from tests.reliability.streams import Planned, chunks
+from tests.support.own_servers import OwnKafkaBroker
+from tests.worker.conftest import add_projects
+from tests.worker.events import encode, exception_event
+from tests.worker.pipelines import new_project_ids
+from tests.worker.processes import wait_for
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(300)]
+
+PARTITIONS = 2
+# More than the worker fetches ahead (4 MiB a partition), so events still wait at the freeze.
+EVENTS = 30_000
+STALL_LIMIT_SECONDS = 10
+EXIT_STALLED = 75
+
+
+async def test_a_stalled_worker_exits_and_a_fresh_one_catches_up_exactly(
+    sqlite_url: str, own_kafka: OwnKafkaBroker, launch_worker: LaunchWorker
+) -> None:
+    [project] = new_project_ids(1)
+    engine = make_engine(sqlite_url)
+    await add_projects(engine, project)
+    await engine.dispose()
+    events = [
+        exception_event(project, **{"$exception_fingerprint": f"issue-{n % 20}"})
+        for n in range(EVENTS)
+    ]
+    stream = [Planned(n % PARTITIONS, encode(event)) for n, event in enumerate(events)]
+    bootstrap = own_kafka.bootstrap
+    group = f"group-{uuid.uuid4().hex}"
+    async with (
+        topics_on(bootstrap, PARTITIONS) as topics,
+        StreamProducer(bootstrap, topics.exception_events) as producer,
+    ):
+        for chunk in chunks(stream, 1_000):
+            await producer.send(chunk)
+        watched = launch_worker(
+            sqlite_url,
+            bootstrap,
+            topics,
+            group,
+            settings_env={**WORKER_TEST_SETTINGS, "STALL_LIMIT_SECONDS": str(STALL_LIMIT_SECONDS)},
+            # Small batches: the worker is still far from the end when its lag is first reported.
+            batch_max_events=10,
+        )
+        await watched.wait_until_serving()
+
+        async def lag_known_mid_stream() -> bool:
+            samples = await watched.metrics()
+            lag = sum(v for k, v in samples.items() if k.startswith("spikewatch_consumer_lag"))
+            return lag > 0 and samples["spikewatch_events_consumed_total"] > 0
+
+        await wait_for(
+            "the worker to report its lag",
+            lag_known_mid_stream,
+            timeout_seconds=60,
+            workers=[watched],
+        )
+        own_kafka.freeze()
+        try:
+
+            async def exited() -> bool:
+                return not watched.running
+
+            await wait_for(
+                "the stalled worker to exit",
+                exited,
+                timeout_seconds=STALL_LIMIT_SECONDS + 60,
+                workers=[watched],
+            )
+        finally:
+            own_kafka.thaw()
+        stall_log = watched.log_tail(200)
+
+        fresh = launch_worker(sqlite_url, bootstrap, topics, group)
+        await wait_until_committed(
+            bootstrap, group, producer.end_offsets(), timeout_seconds=180, workers=[fresh]
+        )
+        accepted = await read_all(bootstrap, topics.accepted)
+        dead = await read_all(bootstrap, topics.dead_letter)
+
+    assert watched.exit_code == EXIT_STALLED, stall_log
+    assert "stalled: no batch finished for" in stall_log
+    assert fresh.running
+    forwarded = [msgspec.json.decode(record.value)["uuid"] for record in accepted]
+    # Forwarding may repeat what the stalled worker sent but never committed; nothing is missing.
+    assert set(forwarded) == {event["uuid"] for event in events}
+    assert dead == []
