@@ -29,7 +29,7 @@ from worker.partition_order import PartitionOrder
 from worker.records import SourceMessage
 from worker.runtime import WorkerRuntime
 from worker.sinks import OutgoingMessage
-from worker.stall_watchdog import StallWatchdog, backlog
+from worker.stall_watchdog import EXIT_STALLED, StallWatchdog, backlog
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,6 @@ PRODUCER_MAX_BATCH_BYTES = 1_048_576
 CONSUMER_MAX_FETCH_BYTES = 4 * 1_048_576
 CONSUMER_LAG_REFRESH_SECONDS = 5.0
 STALL_CHECK_SECONDS = 5.0
-# EX_TEMPFAIL: the worker gave up on a stall; starting it again is the remedy.
-EXIT_STALLED = 75
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 # Partitions of a topic the worker finds missing and creates (a deployment normally provisions
 # its topics); for the input topic, the most worker processes that can share the load.

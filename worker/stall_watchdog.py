@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=Hashable)
 
+# The exit status of a worker that gave up on a stall: EX_TEMPFAIL, starting it again is the remedy.
+EXIT_STALLED = 75
+
 
 @dataclass(slots=True)
 class StallWatchdog:

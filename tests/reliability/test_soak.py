@@ -43,6 +43,7 @@ from tests.worker.pipelines import new_project_ids
 from tests.worker.processes import Topics, committed_offsets
 from worker.decode import DecodedEvent, DecodeLimits, decode_event
 from worker.fingerprint import fingerprint_event
+from worker.stall_watchdog import EXIT_STALLED
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(3 * 3600)]
 
@@ -117,6 +118,18 @@ class Soak:
     async def note_death(self, worker: Worker) -> None:
         self.consumed_by_dead += await worker.consumed()
         self.peak_rss.append(proc.peak_resident_bytes(worker.pid))
+
+    async def supervise(self) -> None:
+        """What a process supervisor does for the workers: start one again when it exits after
+        a stall (``worker/stall_watchdog.py``). Any other exit is left for the books to show."""
+        restarted: set[int] = set()
+        while True:
+            for worker in list(self.workers):
+                if worker.exit_code == EXIT_STALLED and worker.pid not in restarted:
+                    restarted.add(worker.pid)
+                    self.figures["workers restarted after a stall"] = len(restarted)
+                    self.launch()
+            await asyncio.sleep(1)
 
 
 def _rules(generator: StreamGenerator) -> tuple[list[dict[str, Any]], dict[int, tuple[str, float]]]:
@@ -261,6 +274,7 @@ async def test_an_hour_of_traffic_through_every_fault_in_turn_is_accounted_exact
             own_kafka, persistent_redis, postgres, database_url, topics, group, producer, launch
         )
         launch()
+        supervisor = asyncio.create_task(soak.supervise())
         faults = _faults(soak, planned, unlimited_issues, hostile)
         sent_events = 0
         async with ledger.ReplayLogWatcher(
@@ -278,6 +292,7 @@ async def test_an_hour_of_traffic_through_every_fault_in_turn_is_accounted_exact
                 soak.figures[f"{label}: fault seconds"] = round(time.monotonic() - fault_started, 1)
                 await soak.caught_up(label)
             await soak.caught_up("end of stream")
+        supervisor.cancel()
         elapsed = time.monotonic() - started
 
         expected = ledger.expect(producer.sent, limits, soak.failed_open)

@@ -22,6 +22,7 @@ from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event
 from tests.worker.pipelines import new_project_ids
 from tests.worker.processes import wait_for
+from worker.stall_watchdog import EXIT_STALLED
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(300)]
 
@@ -29,7 +30,6 @@ PARTITIONS = 2
 # More than the worker fetches ahead (4 MiB a partition), so events still wait at the freeze.
 EVENTS = 30_000
 STALL_LIMIT_SECONDS = 10
-EXIT_STALLED = 75
 
 
 async def test_a_stalled_worker_exits_and_a_fresh_one_catches_up_exactly(
