@@ -16,7 +16,6 @@ from typing import Any
 import faust
 import mode
 import mode.loop
-from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
@@ -223,11 +222,15 @@ async def check_for_stall() -> None:
         return
     try:
         assigned = app.consumer.assignment()
-    except ConsumerNotStarted:
+    except Exception as exc:
+        # Not started yet, or mid-rebalance: the next check, a few seconds on, reads it again.
+        log.debug("assignment not read for the stall check: %r", exc)
         return
     # Reads only what the agent and the last lag refresh recorded: a stuck consumer cannot
     # hold this check up.
-    _watchdog.check(backlog(_highwaters, {**_positions, **_next_offsets}, assigned))
+    waiting = backlog(_highwaters, {**_positions, **_next_offsets}, assigned)
+    metrics.EVENTS_WAITING.set(waiting)
+    metrics.STALL_SECONDS.set(_watchdog.check(waiting))
 
 
 @app.page("/metrics")

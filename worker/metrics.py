@@ -39,6 +39,16 @@ CONSUMER_LAG = Gauge(
     "Messages in a partition after the last one this worker processed (highwater - next offset).",
     labelnames=["topic", "partition"],
 )
+STALL_SECONDS = Gauge(
+    "spikewatch_stall_seconds",
+    "Seconds since the last finished batch while events wait (0 when none wait); the worker "
+    "exits at STALL_LIMIT_SECONDS.",
+)
+EVENTS_WAITING = Gauge(
+    "spikewatch_events_waiting",
+    "Events waiting in the assigned partitions at the last stall check, from the last log end "
+    "offsets the consumer reported.",
+)
 REDIS_FAIL_OPEN = Counter(
     "spikewatch_redis_fail_open",
     "Times a stage carried on without Redis (fail open) because Redis was unavailable.",

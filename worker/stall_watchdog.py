@@ -49,15 +49,16 @@ class StallWatchdog:
     def batch_finished(self) -> None:
         self.last_progress = self.clock()
 
-    def check(self, waiting: int) -> None:
-        """Called every few seconds with the number of events known to wait."""
+    def check(self, waiting: int) -> float:
+        """Called every few seconds with the number of events known to wait; returns the
+        seconds the worker has been stalled so far (0 while nothing waits)."""
         now = self.clock()
         if waiting <= 0:
             self.last_progress = now
-            return
+            return 0.0
         silent = now - self.last_progress
         if self.stalled or silent < self.limit:
-            return
+            return silent
         self.stalled = True
         reason = (
             f"no batch finished for {silent:.0f} s (limit {self.limit:.0f} s) "
@@ -65,6 +66,7 @@ class StallWatchdog:
         )
         log.critical("stalled: %s; exiting so that a fresh worker takes over", reason)
         self.give_up(reason)
+        return silent
 
 
 def backlog(
