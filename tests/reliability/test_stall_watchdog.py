@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import msgspec
 import pytest
 
@@ -76,9 +77,18 @@ async def test_a_stalled_worker_exits_and_a_fresh_one_catches_up_exactly(
         )
         own_kafka.freeze()
         try:
+            seen: dict[str, float] = {"stall": 0.0, "waiting": 0.0}
 
             async def exited() -> bool:
-                return not watched.running
+                if not watched.running:
+                    return True
+                try:
+                    samples = await watched.metrics()
+                except httpx.HTTPError:  # exiting right now
+                    return False
+                seen["stall"] = max(seen["stall"], samples["spikewatch_stall_seconds"])
+                seen["waiting"] = max(seen["waiting"], samples["spikewatch_events_waiting"])
+                return False
 
             await wait_for(
                 "the stalled worker to exit",
@@ -99,6 +109,9 @@ async def test_a_stalled_worker_exits_and_a_fresh_one_catches_up_exactly(
 
     assert watched.exit_code == EXIT_STALLED, stall_log
     assert "stalled: no batch finished for" in stall_log
+    # Before it gave up, its /metrics showed the stall coming.
+    assert 0 < seen["stall"] < STALL_LIMIT_SECONDS
+    assert seen["waiting"] > 0
     assert fresh.running
     forwarded = [msgspec.json.decode(record.value)["uuid"] for record in accepted]
     # Forwarding may repeat what the stalled worker sent but never committed; nothing is missing.
