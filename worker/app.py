@@ -7,6 +7,7 @@ Prometheus ``/metrics`` on the worker's web port.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -24,6 +25,7 @@ from schemas.settings import get_settings
 from worker import metrics
 from worker.batch_overlap import process_overlapped
 from worker.garbage import BatchGarbageCollector
+from worker.log_end import LogEndReader
 from worker.partition_order import PartitionOrder
 from worker.records import SourceMessage
 from worker.runtime import WorkerRuntime
@@ -54,6 +56,8 @@ PRODUCER_MAX_BATCH_BYTES = 1_048_576
 CONSUMER_MAX_FETCH_BYTES = 4 * 1_048_576
 CONSUMER_LAG_REFRESH_SECONDS = 5.0
 STALL_CHECK_SECONDS = 5.0
+# A fetch position is asked of Faust's consumer thread, which a stuck consumer never answers.
+POSITION_TIMEOUT_SECONDS = 5.0
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 # Partitions of a topic the worker finds missing and creates (a deployment normally provisions
 # its topics); for the input topic, the most worker processes that can share the load.
@@ -110,6 +114,7 @@ _partition_order: PartitionOrder[TP] = PartitionOrder(_next_offsets)
 # offset the worker goes on from (its fetch position where it processed nothing yet).
 _highwaters: dict[TP, int] = {}
 _positions: dict[TP, int] = {}
+_log_end = LogEndReader([server.strip() for server in settings.kafka_bootstrap_servers.split(",")])
 
 
 def _exit_stalled(reason: str) -> None:
@@ -190,29 +195,33 @@ def _source_message(message: faust.types.Message) -> SourceMessage:
 
 @app.timer(interval=CONSUMER_LAG_REFRESH_SECONDS)
 async def refresh_consumer_lag() -> None:
+    """The lag gauge, and what the stall check reads: log ends from the broker itself (never
+    through Faust's consumer, which may be the part that is stuck), positions from the agent."""
     topic = exception_events.get_topic_name()
-    assigned = [tp for tp in app.consumer.assignment() if tp.topic == topic]
     try:
-        highwaters = await app.consumer.highwaters(*assigned) if assigned else {}
-        # Before this worker processed anything of a partition, its fetch position stands in.
-        next_offsets = {
-            tp: _next_offsets[tp] if tp in _next_offsets else await app.consumer.position(tp)
-            for tp in assigned
-        }
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic == topic]
+        ends = await _log_end.end_offsets(assigned)
     except Exception as exc:
-        # A rebalance can revoke a partition mid-way; the gauge is refreshed on the next tick.
+        # The broker away, or a rebalance mid-way: the last figures stand until the next tick.
         log.debug("consumer lag not refreshed: %r", exc)
         return
     _highwaters.clear()
-    _highwaters.update({tp: hw for tp, hw in highwaters.items() if hw is not None})
-    _positions.clear()
-    _positions.update({tp: offset for tp, offset in next_offsets.items() if offset is not None})
+    _highwaters.update(ends)
+    for tp in assigned:
+        # Before this worker processed anything of a partition, its fetch position stands in.
+        if tp not in _next_offsets:
+            try:
+                _positions[tp] = await asyncio.wait_for(
+                    app.consumer.position(tp), timeout=POSITION_TIMEOUT_SECONDS
+                )
+            except Exception as exc:
+                log.debug("position of %s not read: %r", tp, exc)
     metrics.CONSUMER_LAG.clear()
     for tp in assigned:
-        highwater, next_offset = highwaters.get(tp), next_offsets[tp]
-        if highwater is not None and next_offset is not None:
+        end, next_offset = ends.get(tp), _next_offsets.get(tp, _positions.get(tp))
+        if end is not None and next_offset is not None:
             metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                max(highwater - next_offset, 0)
+                max(end - next_offset, 0)
             )
 
 

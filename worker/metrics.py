@@ -46,8 +46,8 @@ STALL_SECONDS = Gauge(
 )
 EVENTS_WAITING = Gauge(
     "spikewatch_events_waiting",
-    "Events waiting in the assigned partitions at the last stall check, from the last log end "
-    "offsets the consumer reported.",
+    "Events waiting in the assigned partitions at the last stall check: log end offsets read "
+    "from the broker minus the next offsets to process.",
 )
 REDIS_FAIL_OPEN = Counter(
     "spikewatch_redis_fail_open",

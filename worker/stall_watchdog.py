@@ -2,17 +2,19 @@
 whatever supervises it starts a fresh one.
 
 After the broker was killed and restarted, Faust's consumer was seen to stop for good
-(RELIABILITY.md): every request of its thread timed out, the process stayed up, served
-``/metrics`` and consumed nothing. Such a worker looks alive from outside. The app tells the
-watchdog when a batch finished and, every few seconds, how many events are known to wait
-(the backlog, from the last log end offsets the consumer reported). If events wait and no batch
-has finished for ``limit`` seconds, the watchdog logs why and calls ``give_up`` (the app ends the
-process). Nothing is lost by that: offsets are committed only for batches whose effects are
-durable, so the next worker starts where this one stopped.
+(RELIABILITY.md): the process stayed up, served ``/metrics`` and consumed nothing, and its
+consumer went on reporting the log ends it had last fetched, so the worker looked alive and idle.
+The app tells the watchdog when a batch finished and, every few seconds, how many events wait:
+the log end offsets read from the broker by a client of the worker's own (``log_end``), minus the
+next offset to process. If events wait and no batch has finished for ``limit`` seconds, the
+watchdog logs why and calls ``give_up`` (the app ends the process). Nothing is lost by that:
+offsets are committed only for batches whose effects are durable, so the next worker starts
+where this one stopped.
 
-A worker with nothing to do is never stalled, however long it waits. An outage of the broker or
-the database longer than ``limit`` with events waiting ends the worker too: a fresh one then
-waits for the outage to end, as this one would have.
+A worker with nothing to do is never stalled, however long it waits. While the broker cannot be
+asked, the app keeps the last figures it read, so a broker or database outage longer than
+``limit`` with events waiting ends the worker too; a fresh one then waits for the outage to end,
+as this one would have.
 
 Knows nothing of Faust: the app hands it the clock and what giving up means.
 """
@@ -72,9 +74,8 @@ class StallWatchdog:
 def backlog(
     highwaters: Mapping[P, int], next_offsets: Mapping[P, int], assigned: Collection[P]
 ) -> int:
-    """Events waiting in the ``assigned`` partitions: the last log end offset the consumer
-    reported (``highwaters``) minus the next offset to process, for partitions where both are
-    known."""
+    """Events waiting in the ``assigned`` partitions: the log end offset (``highwaters``) minus
+    the next offset to process, for partitions where both are known."""
     waiting = 0
     for tp in assigned:
         if tp in highwaters and tp in next_offsets:
