@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import faust
@@ -24,8 +24,8 @@ from prometheus_client import generate_latest
 from schemas.settings import get_settings
 from worker import metrics
 from worker.batch_overlap import process_overlapped
+from worker.broker_offsets import BrokerOffsets
 from worker.garbage import BatchGarbageCollector
-from worker.log_end import LogEndReader
 from worker.partition_order import PartitionOrder
 from worker.records import SourceMessage
 from worker.runtime import WorkerRuntime
@@ -54,8 +54,7 @@ PRODUCER_MAX_BATCH_BYTES = 1_048_576
 # 4 MiB a partition keeps a batch or two ahead (memory: 4 MiB for each assigned partition, and
 # the fetched events once decoded, several times that).
 CONSUMER_MAX_FETCH_BYTES = 4 * 1_048_576
-CONSUMER_LAG_REFRESH_SECONDS = 5.0
-STALL_CHECK_SECONDS = 5.0
+OFFSETS_REFRESH_SECONDS = 5.0
 # A fetch position is asked of Faust's consumer thread, which a stuck consumer never answers.
 POSITION_TIMEOUT_SECONDS = 5.0
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -110,11 +109,12 @@ spike_events = app.topic(
 # Offset after the last event processed, per partition: the consumer lag's reference point.
 _next_offsets: dict[TP, int] = {}
 _partition_order: PartitionOrder[TP] = PartitionOrder(_next_offsets)
-# What the last consumer lag refresh saw, per assigned partition: the log end offset, and the
-# offset the worker goes on from (its fetch position where it processed nothing yet).
-_highwaters: dict[TP, int] = {}
+# What the broker said at the last refresh, per assigned partition: the log end offset and the
+# group's committed offset; and the fetch position where this worker processed nothing yet.
+_ends: dict[TP, int] = {}
+_committed: dict[TP, int] = {}
 _positions: dict[TP, int] = {}
-_log_end = LogEndReader([server.strip() for server in settings.kafka_bootstrap_servers.split(",")])
+_broker = BrokerOffsets([server.strip() for server in settings.kafka_bootstrap_servers.split(",")])
 
 
 def _exit_stalled(reason: str) -> None:
@@ -149,7 +149,6 @@ async def process_exception_events(stream: faust.StreamT[bytes]) -> None:
         for event in events:
             await stream.ack(event)
             _next_offsets[event.message.tp] = event.message.offset + 1
-        _watchdog.batch_finished()
         garbage.after_batch()
 
     try:
@@ -193,53 +192,51 @@ def _source_message(message: faust.types.Message) -> SourceMessage:
     )
 
 
-@app.timer(interval=CONSUMER_LAG_REFRESH_SECONDS)
-async def refresh_consumer_lag() -> None:
-    """The lag gauge, and what the stall check reads: log ends from the broker itself (never
+@app.timer(interval=OFFSETS_REFRESH_SECONDS)
+async def refresh_offsets() -> None:
+    """The lag gauge, and the stall check: log ends and commits from the broker itself (never
     through Faust's consumer, which may be the part that is stuck), positions from the agent."""
     topic = exception_events.get_topic_name()
     try:
         assigned = [tp for tp in app.consumer.assignment() if tp.topic == topic]
-        ends = await _log_end.end_offsets(assigned)
-    except Exception as exc:
-        # The broker away, or a rebalance mid-way: the last figures stand until the next tick.
-        log.debug("consumer lag not refreshed: %r", exc)
+    except Exception as exc:  # not started yet
+        log.debug("assignment not read: %r", exc)
         return
-    _highwaters.clear()
-    _highwaters.update(ends)
-    for tp in assigned:
-        # Before this worker processed anything of a partition, its fetch position stands in.
-        if tp not in _next_offsets:
-            try:
-                _positions[tp] = await asyncio.wait_for(
-                    app.consumer.position(tp), timeout=POSITION_TIMEOUT_SECONDS
-                )
-            except Exception as exc:
-                log.debug("position of %s not read: %r", tp, exc)
+    try:
+        ends = await _broker.end_offsets(assigned)
+        committed = await _broker.committed_offsets(app.conf.id, assigned)
+    except Exception as exc:
+        # The broker away: the last figures stand, and so the stall check still runs on them.
+        log.debug("offsets not refreshed: %r", exc)
+    else:
+        _ends.clear()
+        _ends.update(ends)
+        _committed.clear()
+        _committed.update(committed)
+    await _read_positions(tp for tp in assigned if tp not in _next_offsets)
     metrics.CONSUMER_LAG.clear()
     for tp in assigned:
-        end, next_offset = ends.get(tp), _next_offsets.get(tp, _positions.get(tp))
+        end, next_offset = _ends.get(tp), _next_offsets.get(tp, _positions.get(tp))
         if end is not None and next_offset is not None:
             metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
                 max(end - next_offset, 0)
             )
+    if settings.stall_limit_seconds:
+        waiting = backlog(_ends, _committed, assigned)
+        metrics.EVENTS_WAITING.set(waiting)
+        stalled_for = _watchdog.check(waiting, sum(_committed.get(tp, 0) for tp in assigned))
+        metrics.STALL_SECONDS.set(stalled_for)
 
 
-@app.timer(interval=STALL_CHECK_SECONDS)
-async def check_for_stall() -> None:
-    if not settings.stall_limit_seconds:
-        return
-    try:
-        assigned = app.consumer.assignment()
-    except Exception as exc:
-        # Not started yet, or mid-rebalance: the next check, a few seconds on, reads it again.
-        log.debug("assignment not read for the stall check: %r", exc)
-        return
-    # Reads only what the agent and the last lag refresh recorded: a stuck consumer cannot
-    # hold this check up.
-    waiting = backlog(_highwaters, {**_positions, **_next_offsets}, assigned)
-    metrics.EVENTS_WAITING.set(waiting)
-    metrics.STALL_SECONDS.set(_watchdog.check(waiting))
+async def _read_positions(partitions: Iterable[TP]) -> None:
+    """Before this worker processed anything of a partition, its fetch position stands in."""
+    for tp in partitions:
+        try:
+            _positions[tp] = await asyncio.wait_for(
+                app.consumer.position(tp), timeout=POSITION_TIMEOUT_SECONDS
+            )
+        except Exception as exc:
+            log.debug("position of %s not read: %r", tp, exc)
 
 
 @app.page("/metrics")

@@ -77,7 +77,7 @@ async def test_a_stalled_worker_exits_and_a_fresh_one_catches_up_exactly(
         )
         own_kafka.freeze()
         try:
-            seen: dict[str, float] = {"stall": 0.0, "waiting": 0.0}
+            seen: dict[str, float] = {"waiting": 0.0}
 
             async def exited() -> bool:
                 if not watched.running:
@@ -86,7 +86,6 @@ async def test_a_stalled_worker_exits_and_a_fresh_one_catches_up_exactly(
                     samples = await watched.metrics()
                 except httpx.HTTPError:  # exiting right now
                     return False
-                seen["stall"] = max(seen["stall"], samples["spikewatch_stall_seconds"])
                 seen["waiting"] = max(seen["waiting"], samples["spikewatch_events_waiting"])
                 return False
 
@@ -108,9 +107,9 @@ async def test_a_stalled_worker_exits_and_a_fresh_one_catches_up_exactly(
         dead = await read_all(bootstrap, topics.dead_letter)
 
     assert watched.exit_code == EXIT_STALLED, stall_log
-    assert "stalled: no batch finished for" in stall_log
-    # Before it gave up, its /metrics showed the stall coming.
-    assert 0 < seen["stall"] < STALL_LIMIT_SECONDS
+    assert "stalled: no offset committed for" in stall_log
+    # Before it gave up, its /metrics showed events waiting (read from the broker before the
+    # freeze: while it is frozen, the last figures stand).
     assert seen["waiting"] > 0
     assert fresh.running
     forwarded = [msgspec.json.decode(record.value)["uuid"] for record in accepted]
