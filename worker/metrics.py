@@ -41,13 +41,13 @@ CONSUMER_LAG = Gauge(
 )
 STALL_SECONDS = Gauge(
     "spikewatch_stall_seconds",
-    "Seconds since the last finished batch while events wait (0 when none wait); the worker "
-    "exits at STALL_LIMIT_SECONDS.",
+    "Seconds since the consumer group last committed while events wait (0 when none wait); "
+    "the worker exits at STALL_LIMIT_SECONDS.",
 )
 EVENTS_WAITING = Gauge(
     "spikewatch_events_waiting",
-    "Events waiting in the assigned partitions at the last stall check: log end offsets read "
-    "from the broker minus the next offsets to process.",
+    "Events waiting in the assigned partitions at the last stall check: log end offsets minus "
+    "the group's committed offsets, both read from the broker.",
 )
 REDIS_FAIL_OPEN = Counter(
     "spikewatch_redis_fail_open",
