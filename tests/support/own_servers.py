@@ -53,6 +53,21 @@ def _stop_process(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
             process.wait(timeout=10)
 
 
+class _OneProcessServer:
+    """A server that is one process of the test's own (``_process`` once started)."""
+
+    _process: subprocess.Popen[bytes] | None
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and nothing ever answers, as with a hung host."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
+
 def kafka_libs() -> pathlib.Path:
     """The jars ``scripts/services.sh`` downloaded (a directory holding ``.complete``)."""
     for libs in sorted((REPO_ROOT / ".cache").glob("kafka-*/libs"), reverse=True):
@@ -61,7 +76,7 @@ def kafka_libs() -> pathlib.Path:
     raise AssertionError("no Kafka jars under .cache/; run `bash scripts/services.sh up` first")
 
 
-class OwnKafkaBroker:
+class OwnKafkaBroker(_OneProcessServer):
     """A single-node KRaft broker configured like the shared one (``scripts/kafka``), except for
     its ports, its data directory and a message size limit raised to 12 MB."""
 
@@ -144,15 +159,6 @@ class OwnKafkaBroker:
         """``kill -9``: no controlled shutdown, logs recovered on the next start."""
         if self._process is not None:
             _stop_process(self._process, signal.SIGKILL)
-
-    def freeze(self) -> None:
-        """SIGSTOP: connections stay open and no request is ever answered, as with a hung host."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self._process is not None
-        self._process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self._process is not None:
@@ -247,7 +253,7 @@ class OwnPostgres:
         return [postmaster, *map(int, children.split())]
 
 
-class OwnRedis:
+class OwnRedis(_OneProcessServer):
     """A redis-server. By default nothing is persisted, so a restart comes back empty (a Redis
     that lost its memory); ``persistent=True`` writes every command to an append-only file
     before answering, so even a ``kill -9`` loses nothing (a production Redis with AOF)."""
@@ -302,15 +308,6 @@ class OwnRedis:
         if self._process is not None:
             _stop_process(self._process, signal.SIGKILL)
             self._process = None
-
-    def freeze(self) -> None:
-        """SIGSTOP: connections stay open and nothing answers, as with a hung host."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self._process is not None
-        self._process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self._process is not None:
