@@ -166,6 +166,18 @@ def background(projects: StreamProjects, partitions: int, count: int) -> Iterato
         yield _planned_event(projects, projects.spiking, fingerprint, n % partitions)
 
 
+def issue_events(
+    project_id: int, count: int, issues: int, partitions: int
+) -> tuple[list[dict[str, Any]], list[Planned]]:
+    """``count`` events of one project taking turns among ``issues`` fingerprints (``issue-<n>``)
+    and among ``partitions``: the documents, and the messages that send them."""
+    events = [
+        exception_event(project_id, **{"$exception_fingerprint": f"issue-{n % issues}"})
+        for n in range(count)
+    ]
+    return events, [Planned(n % partitions, encode(event)) for n, event in enumerate(events)]
+
+
 def chunks(planned: Sequence[Planned], size: int) -> Iterator[Sequence[Planned]]:
     for start in range(0, len(planned), size):
         yield planned[start : start + size]

@@ -23,14 +23,12 @@ import httpx
 import msgspec
 import pytest
 
-from schemas.db import make_engine
 from tests.reliability.conftest import WORKER_TEST_SETTINGS, LaunchWorker, Worker, topics_on
 from tests.reliability.kafka_io import StreamProducer, read_all, wait_until_committed
 from tests.reliability.streams import Fate, Planned
 from tests.support.own_servers import OwnKafkaBroker
-from tests.worker.conftest import add_projects
+from tests.worker.conftest import stored_project
 from tests.worker.events import encode, exception_event
-from tests.worker.pipelines import new_project_ids
 from worker.stall_watchdog import EXIT_STALLED
 
 pytestmark = [pytest.mark.redis, pytest.mark.soak, pytest.mark.timeout(3600)]
@@ -75,10 +73,7 @@ class Supervised:
 async def test_the_stream_moves_again_after_every_broker_restart(
     sqlite_url: str, own_kafka: OwnKafkaBroker, launch_worker: LaunchWorker
 ) -> None:
-    [project] = new_project_ids(1)
-    engine = make_engine(sqlite_url)
-    await add_projects(engine, project)
-    await engine.dispose()
+    project = await stored_project(sqlite_url)
     bootstrap = own_kafka.bootstrap
     group = f"group-{uuid.uuid4().hex}"
     attempted: set[str] = set()

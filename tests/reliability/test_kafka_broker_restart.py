@@ -18,10 +18,9 @@ from schemas.db import make_engine
 from tests.reliability import ledger
 from tests.reliability.conftest import LaunchWorker, topics_on
 from tests.reliability.kafka_io import StreamProducer, read_all, wait_until_committed
-from tests.reliability.streams import Planned, chunks
+from tests.reliability.streams import chunks, issue_events
 from tests.support.own_servers import OwnKafkaBroker
 from tests.worker.conftest import add_projects
-from tests.worker.events import encode, exception_event
 from tests.worker.pipelines import new_project_ids
 from tests.worker.processes import wait_for
 
@@ -42,11 +41,7 @@ async def test_a_broker_killed_mid_stream_is_reconnected_to_and_nothing_is_lost(
     [project] = new_project_ids(1)
     engine = make_engine(sqlite_url)
     await add_projects(engine, project)
-    events = [
-        exception_event(project, **{"$exception_fingerprint": f"issue-{n % ISSUES}"})
-        for n in range(EVENTS)
-    ]
-    stream = [Planned(n % PARTITIONS, encode(event)) for n, event in enumerate(events)]
+    events, stream = issue_events(project, EVENTS, ISSUES, PARTITIONS)
     bootstrap = own_kafka.bootstrap
     group = f"group-{uuid.uuid4().hex}"
     try:

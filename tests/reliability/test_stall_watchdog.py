@@ -14,14 +14,11 @@ import httpx
 import msgspec
 import pytest
 
-from schemas.db import make_engine
 from tests.reliability.conftest import WORKER_TEST_SETTINGS, LaunchWorker, topics_on
 from tests.reliability.kafka_io import StreamProducer, read_all, wait_until_committed
-from tests.reliability.streams import Planned, chunks
+from tests.reliability.streams import chunks, issue_events
 from tests.support.own_servers import OwnKafkaBroker
-from tests.worker.conftest import add_projects
-from tests.worker.events import encode, exception_event
-from tests.worker.pipelines import new_project_ids
+from tests.worker.conftest import stored_project
 from tests.worker.processes import wait_for
 from worker.stall_watchdog import EXIT_STALLED
 
@@ -36,15 +33,8 @@ STALL_LIMIT_SECONDS = 10
 async def test_a_stalled_worker_exits_and_a_fresh_one_catches_up_exactly(
     sqlite_url: str, own_kafka: OwnKafkaBroker, launch_worker: LaunchWorker
 ) -> None:
-    [project] = new_project_ids(1)
-    engine = make_engine(sqlite_url)
-    await add_projects(engine, project)
-    await engine.dispose()
-    events = [
-        exception_event(project, **{"$exception_fingerprint": f"issue-{n % 20}"})
-        for n in range(EVENTS)
-    ]
-    stream = [Planned(n % PARTITIONS, encode(event)) for n, event in enumerate(events)]
+    project = await stored_project(sqlite_url)
+    events, stream = issue_events(project, EVENTS, issues=20, partitions=PARTITIONS)
     bootstrap = own_kafka.bootstrap
     group = f"group-{uuid.uuid4().hex}"
     async with (

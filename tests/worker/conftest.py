@@ -28,6 +28,17 @@ async def add_projects(engine: AsyncEngine, *project_ids: int) -> None:
         )
 
 
+async def stored_project(url: str) -> int:
+    """A project id of the test's own, stored in the database at ``url``."""
+    [project] = new_project_ids(1)
+    engine = make_engine(url)
+    try:
+        await add_projects(engine, project)
+    finally:
+        await engine.dispose()
+    return project
+
+
 @pytest.fixture
 async def sqlite_url(tmp_path: pathlib.Path) -> AsyncIterator[str]:
     async with fresh_database("sqlite", tmp_path, None) as url:
