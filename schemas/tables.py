@@ -43,6 +43,10 @@ JsonType = JSON().with_variant(JSONB(), "postgresql")
 DEFAULT_SPIKE_MULTIPLIER = 10
 DEFAULT_SPIKE_THRESHOLD = 500
 DEFAULT_SNOOZE_DURATION_MINUTES = 10
+# How a project's spikes are decided: the seed's rule ("mean") or the robust, seasonal, count-aware
+# "adaptive" one (worker/spike_rule.py, DETECTION.md).
+SPIKE_DETECTORS = ("mean", "adaptive")
+DEFAULT_SPIKE_DETECTOR = "mean"
 DEFAULT_SAMPLING_RATE = 1.0
 
 

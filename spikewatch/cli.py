@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from spikewatch.commands import api_admin, bench, database, demo, spikes, worker
+from spikewatch.commands import api_admin, bench, database, demo, detect, spikes, worker
 
 app = typer.Typer(
     name="spikewatch",
@@ -17,7 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (api_admin, worker, database, spikes, demo, bench):
+for module in (api_admin, worker, database, spikes, demo, bench, detect):
     module.register(app)
 
 

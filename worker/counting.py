@@ -38,6 +38,8 @@ class IssueCounts:
     issue_id: str
     current: int
     history: list[int]  # the historical buckets, oldest first
+    # Adaptive detector only: how many of the newest ``history`` buckets the issue was tracked for.
+    observed_buckets: int = 0
 
 
 @dataclass(frozen=True, slots=True)
