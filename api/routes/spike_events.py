@@ -1,6 +1,8 @@
 """Spike events: the spikes the worker detected, newest first, with the issue each belongs to.
 
-Read-only: the worker writes spike events; the API only lists and filters them.
+Read-only: the worker writes spike events; the API only lists and filters them. Like the
+reference, a blank filter (``?date_to=``) filters nothing and an unknown ``order_by`` falls back to
+the default order, so clients that send every parameter of a form keep working.
 """
 
 from __future__ import annotations
@@ -8,11 +10,10 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Request
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel, BeforeValidator, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -37,6 +38,29 @@ def _iso_date_time(value: object) -> object:
 
 
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_date_time)]
+
+
+def _blank_is_absent(value: object) -> object:
+    return None if value == "" else value
+
+
+def _or_blank(schema: dict[str, Any]) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [schema, {"const": ""}]})
+
+
+BlankableIssueId = Annotated[
+    uuid.UUID | None,
+    BeforeValidator(_blank_is_absent),
+    _or_blank({"type": "string", "format": "uuid"}),
+]
+BlankableDateTime = Annotated[
+    IsoDateTime | None,
+    BeforeValidator(_blank_is_absent),
+    _or_blank({"type": "string", "format": "date-time"}),
+]
+
+ORDERABLE_FIELDS = ("detected_at", "computed_baseline", "current_bucket_value")
+DEFAULT_ORDER = "-detected_at"
 
 router = ApiRouter(
     prefix="/api/projects/{project_id}/error_tracking/spike_events",
@@ -71,22 +95,13 @@ class SpikeEventOut(BaseModel):
         )
 
 
-class SpikeEventOrder(StrEnum):
-    DETECTED_AT = "detected_at"
-    DETECTED_AT_DESC = "-detected_at"
-    COMPUTED_BASELINE = "computed_baseline"
-    COMPUTED_BASELINE_DESC = "-computed_baseline"
-    CURRENT_BUCKET_VALUE = "current_bucket_value"
-    CURRENT_BUCKET_VALUE_DESC = "-current_bucket_value"
-
-
 @router.get("/", response_model=Page[SpikeEventOut])
 async def list_spike_events(
     project_id: ReadableProject,
     session: Session,
     page: Pagination,
     request: Request,
-    issue_id: Annotated[uuid.UUID | None, Query(description="Only this issue's spikes.")] = None,
+    issue_id: Annotated[BlankableIssueId, Query(description="Only this issue's spikes.")] = None,
     issue_ids: Annotated[
         str | None,
         Query(
@@ -94,9 +109,17 @@ async def list_spike_events(
             pattern=ISSUE_IDS_PATTERN,
         ),
     ] = None,
-    date_from: Annotated[IsoDateTime | None, Query(description="Detected at or after.")] = None,
-    date_to: Annotated[IsoDateTime | None, Query(description="Detected at or before.")] = None,
-    order_by: SpikeEventOrder = SpikeEventOrder.DETECTED_AT_DESC,
+    date_from: Annotated[BlankableDateTime, Query(description="Detected at or after.")] = None,
+    date_to: Annotated[BlankableDateTime, Query(description="Detected at or before.")] = None,
+    order_by: Annotated[
+        str,
+        Query(
+            description=(
+                f"One of {', '.join(ORDERABLE_FIELDS)}, ascending, or descending with a leading "
+                f"'-'. Anything else is the default, {DEFAULT_ORDER}."
+            )
+        ),
+    ] = DEFAULT_ORDER,
 ) -> Page[SpikeEventOut]:
     statement = (
         select(SpikeEvent)
@@ -110,10 +133,8 @@ async def list_spike_events(
         statement = statement.where(SpikeEvent.detected_at >= _utc(date_from, "date_from"))
     if date_to is not None:
         statement = statement.where(SpikeEvent.detected_at <= _utc(date_to, "date_to"))
-    column = getattr(SpikeEvent, order_by.value.lstrip("-"))
-    direction = column.desc() if order_by.value.startswith("-") else column.asc()
     # The id breaks ties so that pages never overlap or skip a spike.
-    statement = statement.order_by(direction, SpikeEvent.id)
+    statement = statement.order_by(_ordering(order_by), SpikeEvent.id)
     return await paginate(session, statement, page, request, SpikeEventOut.of)
 
 
@@ -122,6 +143,13 @@ def _issue_ids(issue_id: uuid.UUID | None, issue_ids: str | None) -> set[uuid.UU
     wanted = {issue_id} if issue_id is not None else set()
     wanted.update(uuid.UUID(text.strip()) for text in (issue_ids or "").split(",") if text.strip())
     return wanted
+
+
+def _ordering(order_by: str) -> Any:
+    if order_by.removeprefix("-") not in ORDERABLE_FIELDS:
+        order_by = DEFAULT_ORDER
+    column = getattr(SpikeEvent, order_by.removeprefix("-"))
+    return column.desc() if order_by.startswith("-") else column.asc()
 
 
 def _utc(moment: datetime, attr: str) -> datetime:
