@@ -60,7 +60,11 @@ class StackFrameOut(BaseModel):
 
 
 class BatchGet(RequestModel):
-    raw_ids: list[str] = Field(max_length=MAX_BATCH_RAW_IDS)
+    raw_ids: list[str] = Field(
+        default=[],
+        max_length=MAX_BATCH_RAW_IDS,
+        description="The raw ids wanted; none (or an empty body) asks for nothing.",
+    )
     symbol_set: str | None = Field(
         default=None, description="Only frames of this symbol set (its reference or its id)."
     )
