@@ -8,6 +8,7 @@ It never reads or writes Redis, never snoozes and never publishes (``spike_event
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,12 +28,12 @@ ADAPTIVE = "adaptive"
 SECONDS_PER_DAY = 86_400
 # The adaptive detector's recent level comes from the last hour, like the mean rule's baseline.
 RECENT_BUCKETS = 11
-# Its daily level comes from the hour around the same time yesterday: 6 buckets either side.
-SEASONAL_HALF_WINDOW_BUCKETS = 6
+# What the same time of day looked like yesterday: the median of 5 buckets around it.
+SEASONAL_HALF_WINDOW_BUCKETS = 2
 # Its one sensitivity parameter: how many Poisson standard deviations (sqrt(expected + 1), so that
 # an issue expected to be silent still needs a few events) the current bucket must clear above
 # the expected count. Chosen on the labelled suite (DETECTION.md); higher is less sensitive.
-DEFAULT_TAIL_SIGMAS = 3.0
+DEFAULT_TAIL_SIGMAS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,9 @@ class SpikeCandidate:
 
 
 def adaptive_history_buckets(bucket_seconds: int) -> int:
-    """How many historical buckets the adaptive detector reads: a day, plus half of the window
-    around the same time yesterday, so the oldest buckets of its history are that window."""
-    return SECONDS_PER_DAY // bucket_seconds + SEASONAL_HALF_WINDOW_BUCKETS
+    """How many historical buckets the adaptive detector reads: a day and an hour, so that its
+    oldest buckets are the hour before this time yesterday, followed by this time yesterday."""
+    return SECONDS_PER_DAY // bucket_seconds + RECENT_BUCKETS
 
 
 def spike_mask(current: np.ndarray, baselines: np.ndarray, config: SpikeConfig) -> np.ndarray:
@@ -102,14 +103,14 @@ def issue_baselines(history: np.ndarray, fallback: float) -> np.ndarray:
 
 
 def robust_level(counts: Sequence[int]) -> float:
-    """The mean after the largest quarter of the buckets are capped at the largest of the rest:
-    one or two spiking buckets in the window barely move it, so past spikes do not ratchet up
-    what counts as normal."""
+    """The mean after the largest third of the buckets are capped at the largest of the rest:
+    a spike of up to three buckets in the window barely moves it, so past spikes do not ratchet
+    up what counts as normal."""
     n = len(counts)
     if n == 0:
         return 0.0
     ordered = sorted(counts)
-    kept = n - n // 4
+    kept = n - n // 3
     return (sum(ordered[:kept]) + ordered[kept - 1] * (n - kept)) / n
 
 
@@ -118,15 +119,24 @@ def adaptive_baseline(history: Sequence[int], observed_buckets: int, fallback: f
 
     ``history`` holds ``adaptive_history_buckets`` buckets, oldest first, of which the newest
     ``observed_buckets`` were observed (the issue is younger than the rest). Expected is the
-    higher of the robust level of the last hour and, once a day is observed, that of the hour
-    around the same time yesterday: a daily rise seen yesterday is not a spike today. An issue
-    with nothing observed is judged against ``fallback``, the project's mean per-issue count.
+    robust level of the last hour, raised, once a day is observed, by the rise seen yesterday
+    from the hour before this time to this time (office hours starting, say): a daily rise is not
+    a spike. A fall seen yesterday never lowers it. An issue with nothing observed is judged
+    against ``fallback``, the project's mean per-issue count.
     """
     if observed_buckets <= 0:
         return fallback
     expected = robust_level(history[-min(observed_buckets, RECENT_BUCKETS) :])
     if observed_buckets >= len(history):
-        expected = max(expected, robust_level(history[: 2 * SEASONAL_HALF_WINDOW_BUCKETS + 1]))
+        hour_before = robust_level(history[:RECENT_BUCKETS])
+        around = history[
+            RECENT_BUCKETS - SEASONAL_HALF_WINDOW_BUCKETS : RECENT_BUCKETS
+            + SEASONAL_HALF_WINDOW_BUCKETS
+            + 1
+        ]
+        # One event added to both sides: a rise from nothing to a few is no daily pattern.
+        rise = (statistics.median(around) + 1.0) / (hour_before + 1.0)
+        expected *= max(rise, 1.0)
     return expected
 
 

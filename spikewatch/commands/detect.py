@@ -3,6 +3,7 @@ and print its spikes, or (``--evaluate``) score the detectors on the labelled su
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -13,6 +14,7 @@ from schemas.tables import (
     DEFAULT_SPIKE_THRESHOLD,
     SPIKE_DETECTORS,
 )
+from worker.spike_rule import DEFAULT_TAIL_SIGMAS
 
 # Bad input (a trace that cannot be read) exits like a usage error.
 EXIT_BAD_INPUT = 2
@@ -33,10 +35,17 @@ def register(cli: typer.Typer) -> None:
             DEFAULT_SNOOZE_DURATION_MINUTES, "--snooze", min=1, help="Snooze, minutes."
         ),
         bucket_seconds: int = typer.Option(300, "--bucket-seconds", min=1),
+        sensitivity: float = typer.Option(
+            DEFAULT_TAIL_SIGMAS,
+            "--sensitivity",
+            min=0.0,
+            help="adaptive: standard deviations over the expected count a spike must clear.",
+        ),
         evaluate: bool = typer.Option(
             False,
             "--evaluate",
-            help="Score every detector on the labelled suite (its own spike settings) instead.",
+            help="Score both detectors on the labelled suite (DETECTION.md) instead; the suite "
+            "has its own multiplier, threshold and snooze.",
         ),
     ) -> None:
         """Print the spikes of TRACE: bucket start (ISO 8601), current count, baseline."""
@@ -44,8 +53,9 @@ def register(cli: typer.Typer) -> None:
 
         if evaluate:
             from spikewatch.detection.evaluate import print_evaluation
+            from spikewatch.detection.suite import SUITE_CONFIG
 
-            print_evaluation()
+            print_evaluation(replace(SUITE_CONFIG, tail_sigmas=sensitivity))
             return
         if detector not in SPIKE_DETECTORS:
             _bad_input(f"--detector must be one of {', '.join(SPIKE_DETECTORS)}, not {detector!r}")
@@ -64,6 +74,7 @@ def register(cli: typer.Typer) -> None:
             threshold=threshold,
             snooze_duration_minutes=snooze,
             detector=detector,
+            tail_sigmas=sensitivity,
         )
         for spike in replay(counts, config):
             typer.echo(spike_line(spike.bucket_start, spike.current, spike.baseline))

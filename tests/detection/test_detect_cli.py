@@ -39,8 +39,7 @@ def test_prints_each_spike_with_its_bucket_start_current_and_baseline(tmp_path: 
 
 def test_iso_timestamps_and_gaps_between_buckets_count_as_empty_buckets(tmp_path: Path) -> None:
     text = (
-        "timestamp,value\n"
-        "2026-01-01T00:00:00Z,4\n2026-01-01T00:10:00,8\n2026-01-01T00:15:00Z,61\n"
+        "timestamp,value\n2026-01-01T00:00:00Z,4\n2026-01-01T00:10:00,8\n2026-01-01T00:15:00Z,61\n"
     )
 
     code, out, _ = run(trace_file(tmp_path, text), "--threshold", "50")
