@@ -147,6 +147,10 @@ class SpikeDetectionConfig(Base):
     )
     multiplier: Mapped[int] = mapped_column(Integer, default=DEFAULT_SPIKE_MULTIPLIER)
     threshold: Mapped[int] = mapped_column(Integer, default=DEFAULT_SPIKE_THRESHOLD)
+    # One of SPIKE_DETECTORS; rows from before the field existed read as the seed's rule.
+    detector: Mapped[str] = mapped_column(
+        String(20), default=DEFAULT_SPIKE_DETECTOR, server_default=DEFAULT_SPIKE_DETECTOR
+    )
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 

@@ -94,7 +94,11 @@ async def _spike_configs(
     table = SpikeDetectionConfig
     rows = await connection.execute(
         select(
-            table.project_id, table.multiplier, table.threshold, table.snooze_duration_minutes
+            table.project_id,
+            table.multiplier,
+            table.threshold,
+            table.snooze_duration_minutes,
+            table.detector,
         ).where(table.project_id.in_(project_ids))
     )
     return {
@@ -102,6 +106,7 @@ async def _spike_configs(
             multiplier=row.multiplier,
             threshold=row.threshold,
             snooze_duration_minutes=row.snooze_duration_minutes,
+            detector=row.detector,
         )
         for row in rows
     }

@@ -1,10 +1,13 @@
 """Spike detection config: the multiplier, threshold and snooze of the project's spike rule
 (GET, ``update_config``). Created on first read with multiplier 10, threshold 500, snooze 10.
+``detector``, beyond the seed, picks the rule: ``mean`` (the seed's, the default) or ``adaptive``.
 
 Every committed update bumps the project's config version so the worker reloads the rule.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -15,6 +18,8 @@ from api.project_rows import get_or_create
 from api.request_bodies import PositiveInt32, RequestModel, omittable
 from api.routing import ApiRouter
 from schemas.tables import SpikeDetectionConfig, utcnow
+
+SpikeDetector = Literal["mean", "adaptive"]  # schemas.tables.SPIKE_DETECTORS
 
 router = ApiRouter(
     prefix="/api/projects/{project_id}/error_tracking/spike_detection_config",
@@ -27,6 +32,7 @@ class SpikeDetectionConfigOut(BaseModel):
     snooze_duration_minutes: int
     multiplier: int
     threshold: int
+    detector: SpikeDetector
 
     @classmethod
     def of(cls, row: SpikeDetectionConfig) -> SpikeDetectionConfigOut:
@@ -34,6 +40,7 @@ class SpikeDetectionConfigOut(BaseModel):
             snooze_duration_minutes=row.snooze_duration_minutes,
             multiplier=row.multiplier,
             threshold=row.threshold,
+            detector=row.detector,
         )
 
 
@@ -43,6 +50,9 @@ class SpikeDetectionConfigUpdate(RequestModel):
     snooze_duration_minutes: PositiveInt32 = omittable()
     multiplier: PositiveInt32 = omittable()
     threshold: PositiveInt32 = omittable()
+    detector: SpikeDetector = omittable(
+        "How spikes are decided: mean (the reference rule) or adaptive (DETECTION.md)."
+    )
 
 
 @router.get("/", response_model=SpikeDetectionConfigOut)
