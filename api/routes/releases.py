@@ -2,16 +2,18 @@
 
 ``hash_id`` is unique per project and defaults to the release's own id; ``team_id`` is the
 project and is never taken from the request. Releases do not affect the worker's configuration.
+Credentials in ``metadata.git.remote_url`` are never stored nor shown.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +36,21 @@ router = ApiRouter(
 
 HashId = Annotated[str, Field(min_length=1, max_length=MAX_HASH_ID_LENGTH)]
 Text = Annotated[str, Field(min_length=1)]
+# The user information of a URL with a scheme (``https://user:token@host/...``): everything up to
+# the last "@" of the authority, which ends at the first "/", "?" or "#".
+_URL_CREDENTIALS = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
+def without_credentials(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The metadata with any user name, password or token taken out of ``git.remote_url``.
+
+    CI systems often hand out remote URLs with an access token in them; the reference strips it.
+    """
+    git = metadata.get("git") if metadata is not None else None
+    if not isinstance(git, dict) or not isinstance(git.get("remote_url"), str):
+        return metadata
+    remote_url = _URL_CREDENTIALS.sub(r"\1", git["remote_url"], count=1)
+    return {**metadata, "git": {**git, "remote_url": remote_url}}
 
 
 class ReleaseOut(BaseModel):
@@ -52,7 +69,8 @@ class ReleaseOut(BaseModel):
             hash_id=release.hash_id,
             team_id=release.team_id,
             created_at=release.created_at,
-            metadata=release.metadata_,
+            # Also for rows stored before credentials were stripped on the way in.
+            metadata=without_credentials(release.metadata_),
             version=release.version,
             project=release.project,
         )
@@ -67,6 +85,14 @@ class ReleaseCreate(RequestModel):
         default=None, description="Unique in the project; defaults to the release's id."
     )
     metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_is_required(cls, data: Any) -> Any:
+        # The reference's own words for a release without a version (missing, null or blank).
+        if isinstance(data, dict) and data.get("version") in (None, ""):
+            raise invalid("Version is required", "version", code="required")
+        return data
 
 
 class ReleaseUpdate(RequestModel):
@@ -105,7 +131,7 @@ async def create_release(
         hash_id=hash_id,
         version=body.version,
         project=body.project,
-        metadata_=body.metadata,
+        metadata_=without_credentials(body.metadata),
     )
     session.add(release)
     await _commit_or_hash_id_taken(session, hash_id)
@@ -151,7 +177,7 @@ async def update_release(
             await _require_free_hash_id(session, project_id, hash_id)
         release.hash_id = hash_id
     if "metadata" in changes:
-        release.metadata_ = changes.pop("metadata")
+        release.metadata_ = without_credentials(changes.pop("metadata"))
     for field, value in changes.items():
         setattr(release, field, value)
     await _commit_or_hash_id_taken(session, release.hash_id)

@@ -1,12 +1,25 @@
-"""Releases: create, list, retrieve (by id and by hash_id), update and delete, on both backends."""
+"""Releases: create, list, retrieve (by id and by hash_id), update and delete, on both backends;
+credentials in a git remote URL are neither stored nor shown."""
 
 from __future__ import annotations
 
 import uuid
 
 import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from schemas.tables import Release
 from tests.api.conftest import ProjectAccess
+from tests.api.seeding import add_stack_frame, add_symbol_set
+
+VERSION_IS_REQUIRED = {
+    "type": "validation_error",
+    "code": "required",
+    "detail": "Version is required",
+    "attr": "version",
+}
 
 
 async def create_release(
@@ -97,22 +110,142 @@ async def test_hash_id_of_129_characters_is_refused(
     assert (over.json()["code"], over.json()["attr"]) == ("max_length", "hash_id")
 
 
-async def test_version_and_project_are_required(
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"project": "web"},
+        {"project": "web", "version": None},
+        {"project": "web", "version": ""},
+        {},
+    ],
+    ids=["missing", "null", "blank", "empty body"],
+)
+async def test_a_release_without_a_version_is_400_version_is_required(
+    client: httpx.AsyncClient, acme: ProjectAccess, body: dict
+) -> None:
+    response = await client.post(acme.url("releases/"), json=body, headers=acme.write)
+
+    assert (response.status_code, response.json()) == (400, VERSION_IS_REQUIRED)
+    listed = await client.get(acme.url("releases/"), headers=acme.read)
+    assert listed.json()["count"] == 0
+
+
+async def test_a_form_without_a_version_is_400_version_is_required(
     client: httpx.AsyncClient, acme: ProjectAccess
 ) -> None:
-    no_version = await client.post(
-        acme.url("releases/"), json={"project": "web"}, headers=acme.write
+    blank = await client.post(
+        acme.url("releases/"), data={"version": "", "project": "web"}, headers=acme.write
     )
+    missing = await client.post(acme.url("releases/"), data={"project": "web"}, headers=acme.write)
+
+    assert (blank.status_code, blank.json()) == (400, VERSION_IS_REQUIRED)
+    assert (missing.status_code, missing.json()) == (400, VERSION_IS_REQUIRED)
+
+
+async def test_project_is_required(client: httpx.AsyncClient, acme: ProjectAccess) -> None:
     no_project = await client.post(acme.url("releases/"), json={"version": "1"}, headers=acme.write)
 
-    assert no_version.status_code == 400
-    assert no_version.json() == {
-        "type": "validation_error",
-        "code": "required",
-        "detail": "This field is required.",
-        "attr": "version",
+    assert (no_project.status_code, no_project.json()) == (
+        400,
+        {
+            "type": "validation_error",
+            "code": "required",
+            "detail": "This field is required.",
+            "attr": "project",
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("remote_url", "stored"),
+    [
+        (
+            "https://user:token@github.com/acme/web.git",
+            "https://github.com/acme/web.git",
+        ),
+        (
+            "https://x-access-token:ghs_s3cr3t@github.com/acme/web.git",
+            "https://github.com/acme/web.git",
+        ),
+        ("https://ghp_s3cr3t@github.com/acme/web.git", "https://github.com/acme/web.git"),
+        ("ssh://git:p%40ss@git.acme.dev:2222/web.git", "ssh://git.acme.dev:2222/web.git"),
+        ("https://u:p@ss@gitlab.acme.dev/web.git", "https://gitlab.acme.dev/web.git"),
+        ("https://github.com/acme/web.git", "https://github.com/acme/web.git"),
+        ("git@github.com:acme/web.git", "git@github.com:acme/web.git"),
+        ("https://github.com/acme/web@v2.git", "https://github.com/acme/web@v2.git"),
+    ],
+)
+async def test_credentials_in_the_git_remote_url_are_stripped_before_storing(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    acme: ProjectAccess,
+    remote_url: str,
+    stored: str,
+) -> None:
+    metadata = {"git": {"remote_url": remote_url, "branch": "main"}, "ci": "github"}
+    expected = {"git": {"remote_url": stored, "branch": "main"}, "ci": "github"}
+
+    release = await create_release(client, acme, version="1", project="web", metadata=metadata)
+
+    assert release["metadata"] == expected
+    fetched = await client.get(acme.url(f"releases/{release['id']}/"), headers=acme.read)
+    assert fetched.json()["metadata"] == expected
+    async with sessionmaker() as session:
+        row = await session.scalar(select(Release).where(Release.id == uuid.UUID(release["id"])))
+    assert row is not None and row.metadata_ == expected
+
+
+async def test_an_update_strips_credentials_from_the_git_remote_url_too(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    acme: ProjectAccess,
+) -> None:
+    release = await create_release(client, acme, version="1", project="web")
+
+    response = await client.patch(
+        acme.url(f"releases/{release['id']}/"),
+        json={"metadata": {"git": {"remote_url": "https://bot:glpat-s3cr3t@gitlab.com/a/b.git"}}},
+        headers=acme.write,
+    )
+
+    assert response.status_code == 204
+    fetched = await client.get(acme.url(f"releases/{release['id']}/"), headers=acme.read)
+    assert fetched.json()["metadata"] == {"git": {"remote_url": "https://gitlab.com/a/b.git"}}
+    async with sessionmaker() as session:
+        row = await session.scalar(select(Release).where(Release.id == uuid.UUID(release["id"])))
+    assert row is not None and "s3cr3t" not in str(row.metadata_)
+
+
+async def test_credentials_stored_before_are_never_shown(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    acme: ProjectAccess,
+) -> None:
+    leaked = {"git": {"remote_url": "https://user:s3cr3t@github.com/acme/web.git"}}
+    async with sessionmaker() as session:
+        release = Release(
+            team_id=acme.project_id, version="1", project="web", hash_id="old", metadata_=leaked
+        )
+        session.add(release)
+        await session.commit()
+    symbol_set = await add_symbol_set(sessionmaker, acme.project_id, "app.js.map", release)
+    frame = await add_stack_frame(sessionmaker, acme.project_id, "raw-1", symbol_set)
+
+    answers = [
+        await client.get(acme.url(path), headers=acme.read)
+        for path in (
+            f"releases/{release.id}/",
+            "releases/hash/old/",
+            "releases/",
+            f"stack_frames/{frame.id}/",
+        )
+    ]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 200]
+    assert all("s3cr3t" not in answer.text for answer in answers)
+    assert answers[0].json()["metadata"] == {
+        "git": {"remote_url": "https://github.com/acme/web.git"}
     }
-    assert (no_project.status_code, no_project.json()["attr"]) == (400, "project")
 
 
 async def test_create_accepts_an_urlencoded_form_like_curl_d(
