@@ -18,6 +18,7 @@ from worker.project_config import ProjectConfig
 from worker.rate_limits import RateLimitOutcome
 from worker.records import EventRecord, in_flight
 from worker.redis_stage import ProjectBatch, RedisStage
+from worker.spike_rule import ADAPTIVE
 
 _OUTCOME_OF_LIMIT = {
     RateLimitOutcome.RATE_LIMITED_ISSUE: Outcome.RATE_LIMITED_ISSUE,
@@ -41,7 +42,8 @@ class CountAndLimitStage:
             project_id: (configs[project_id].rate_limits, [counted_event(r) for r in records])
             for project_id, records in by_project.items()
         }
-        result = await self._redis_stage.apply(work, now)
+        adaptive = {pid for pid in work if configs[pid].spike.detector == ADAPTIVE}
+        result = await self._redis_stage.apply(work, now, adaptive)
         if result.redis_failed:
             metrics.REDIS_FAIL_OPEN.labels(stage="count_and_limit").inc()
         counts: dict[int, ProjectCounts] = {}

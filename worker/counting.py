@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
+import numpy as np
+
 from schemas.redis_keys import project_tag
 
 COUNTING_LUA = files("worker").joinpath("counting.lua").read_text(encoding="utf-8")
@@ -81,8 +83,9 @@ class CountingCall:
         """KEYS of the call for the partitions of ``slots`` (``partition_slots``)."""
         return [counting_watermark_key(project_id, self._topic, p) for p in slots]
 
-    def fixed_args(self, project_id: int, now: float) -> list[str | int]:
-        """ARGV before the events; each event then takes 4 slots (see counting.lua)."""
+    def fixed_args(self, project_id: int, now: float, ring_buckets: int) -> list[str | int]:
+        """ARGV before the events; each event then takes 4 slots (see counting.lua).
+        ``ring_buckets``: the size of each issue's ring for an adaptive project, else 0."""
         return [
             project_tag(project_id),
             repr(now),
@@ -90,18 +93,40 @@ class CountingCall:
             self._history_buckets,
             BUCKET_TTL_SLACK_SECONDS,
             WATERMARK_TTL_SECONDS,
+            ring_buckets,
         ]
 
-    @staticmethod
-    def parse(reply: Sequence[Any]) -> ProjectCounts:
+    def parse(self, reply: Sequence[Any], ring_buckets: int) -> ProjectCounts:
         bucket_start, totals, issue_counts, *issue_rows = reply
+        current_index = int(bucket_start) // self._bucket_size_seconds
         issues = {}
-        for issue_id_raw, current, *history in issue_rows:
+        for issue_id_raw, *counts in issue_rows:
             issue_id = issue_id_raw.decode() if isinstance(issue_id_raw, bytes) else issue_id_raw
-            issues[issue_id] = IssueCounts(issue_id, int(current), [int(n) for n in history])
+            if ring_buckets:
+                ring = counts[0] if counts else None
+                issues[issue_id] = ring_counts(issue_id, ring, current_index, ring_buckets)
+            else:
+                current, *history = counts
+                issues[issue_id] = IssueCounts(issue_id, int(current), [int(n) for n in history])
         return ProjectCounts(
             bucket_start=int(bucket_start),
             issues=issues,
             history_totals=[int(n) for n in totals],
             history_issue_counts=[int(n) for n in issue_counts],
         )
+
+
+def ring_counts(
+    issue_id: str, ring: bytes | None, current_index: int, ring_buckets: int
+) -> IssueCounts:
+    """An issue's counts read from its ring (layout in counting.lua): the current bucket, the
+    ``ring_buckets - 1`` before it oldest first, and how many of those the ring has seen."""
+    if not ring:
+        return IssueCounts(issue_id, 0, [0] * (ring_buckets - 1), observed_buckets=0)
+    words = np.frombuffer(ring, dtype=">u4")
+    newest, oldest, slots = int(words[0]), int(words[1]), words[2:]
+    indices = np.arange(current_index - ring_buckets + 1, current_index + 1)
+    held = (indices <= newest) & (indices > newest - ring_buckets) & (indices >= oldest)
+    counts = np.where(held, slots[indices % ring_buckets], 0).astype(np.int64)
+    observed = min(max(current_index - oldest, 0), ring_buckets - 1)
+    return IssueCounts(issue_id, int(counts[-1]), counts[:-1].tolist(), observed_buckets=observed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
@@ -27,6 +27,7 @@ from worker.counting import (
     partition_slots,
 )
 from worker.rate_limits import RATE_LIMITS_LUA, RateLimitCall, RateLimitOutcome, RateLimits
+from worker.spike_rule import adaptive_history_buckets
 
 logger = logging.getLogger(__name__)
 
@@ -90,17 +91,29 @@ class RedisStage:
             history_buckets=history_buckets,
         )
         self._rate_limits = RateLimitCall(topic=topic)
+        # An adaptive project's issues keep their history in a ring: the current bucket and the
+        # history the adaptive detector reads.
+        self._ring_buckets = adaptive_history_buckets(bucket_size_seconds) + 1
         self._failure_log_interval_seconds = failure_log_interval_seconds
         self._last_failure_log: float | None = None
         self._events_failed_open_since_log = 0
 
-    async def apply(self, batch: Mapping[int, ProjectBatch], now: float) -> BatchResult:
-        """Count and rate-limit every project's events; ``now`` is epoch seconds."""
+    async def apply(
+        self,
+        batch: Mapping[int, ProjectBatch],
+        now: float,
+        adaptive: Collection[int] = frozenset(),
+    ) -> BatchResult:
+        """Count and rate-limit every project's events; ``now`` is epoch seconds. The projects
+        of ``adaptive`` use the adaptive detector: their issues' counts come from rings."""
         work = {project_id: job for project_id, job in batch.items() if job[1]}
         if not work:
             return BatchResult(projects={}, redis_failed=False)
+        rings = {
+            project_id: self._ring_buckets if project_id in adaptive else 0 for project_id in work
+        }
         try:
-            replies = await self._execute(work, now)
+            replies = await self._execute(work, now, rings)
         except (RedisError, OSError) as exc:
             replies = [exc] * len(work)
 
@@ -118,7 +131,7 @@ class RedisStage:
             counting_reply, rate_limit_reply = reply
             projects[project_id] = ProjectResult(
                 outcomes=RateLimitCall.parse(rate_limit_reply),
-                counts=CountingCall.parse(counting_reply),
+                counts=self._counting.parse(counting_reply, rings[project_id]),
             )
 
         if failure is None:
@@ -127,18 +140,22 @@ class RedisStage:
             self._note_failure(failure, failed_events)
         return BatchResult(projects=projects, redis_failed=failure is not None)
 
-    async def _execute(self, work: Mapping[int, ProjectBatch], now: float) -> list[Any]:
-        replies = await self._send(work, now)
+    async def _execute(
+        self, work: Mapping[int, ProjectBatch], now: float, rings: Mapping[int, int]
+    ) -> list[Any]:
+        replies = await self._send(work, now, rings)
         if any(isinstance(reply, NoScriptError) for reply in replies):
             # Redis restarted or flushed its scripts. Sending the whole batch again is safe: the
             # watermarks turn whatever already ran into a replay with the same outcome.
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.script_load(self._script.script)
                 await pipe.execute()
-            replies = await self._send(work, now)
+            replies = await self._send(work, now, rings)
         return replies
 
-    async def _send(self, work: Mapping[int, ProjectBatch], now: float) -> list[Any]:
+    async def _send(
+        self, work: Mapping[int, ProjectBatch], now: float, rings: Mapping[int, int]
+    ) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for project_id, (limits, events) in work.items():
                 slots = partition_slots(events)
@@ -146,7 +163,7 @@ class RedisStage:
                 keys = counting_keys + self._rate_limits.keys(project_id, slots)
                 args: list[str | int] = [
                     len(counting_keys),
-                    *self._counting.fixed_args(project_id, now),
+                    *self._counting.fixed_args(project_id, now, rings[project_id]),
                     *self._rate_limits.fixed_args(project_id, limits, now),
                 ]
                 for event in events:
