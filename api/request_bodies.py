@@ -28,7 +28,7 @@ INT32_MAX = 2**31 - 1
 MAX_JSON_DEPTH = 64
 
 
-def _integral(value: Any) -> Any:
+def integral(value: Any) -> Any:
     """JSON Schema counts 366.0 as an integer, so the API does too; strict validation would not."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -36,7 +36,7 @@ def _integral(value: Any) -> Any:
 
 
 # Positive integers the database's INTEGER columns can hold on every backend.
-PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_integral)]
+PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(integral)]
 
 _FORM_TYPE = "application/x-www-form-urlencoded"
 

@@ -78,6 +78,10 @@ def validate_filters(filters: object) -> dict[str, Any] | None:
             "must be a group {'type': 'AND'|'OR', 'values': [...]}, not a property filter",
             "filters",
         )
+    if "type" not in filters and "values" not in filters:
+        raise FilterValidationError(
+            "must be a group {'type': 'AND'|'OR', 'values': [...]}", "filters"
+        )
     return _Validator().group(filters, "filters", depth=1)
 
 

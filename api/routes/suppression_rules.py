@@ -1,4 +1,4 @@
-"""Suppression rules: list (by ``order_key``), create, retrieve, update and delete.
+"""Suppression rules: list (by ``order_key``), create, retrieve, update, delete and reorder.
 
 Filters are checked by the grammar the worker compiles (``schemas.property_filters``), so a rule
 the API accepts is a rule the worker can run, regexes bounded in cost included.
@@ -12,20 +12,27 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Request, Response
-from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from pydantic import BaseModel, BeforeValidator, Field, Strict
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.config_versions import bump_config_version
 from api.deps import ReadableProject, RedisClient, Session, WritableProject
 from api.errors import error_responses, invalid, not_found
 from api.pagination import Page, Pagination, paginate
-from api.request_bodies import RequestModel, omittable
+from api.request_bodies import RequestModel, integral, omittable
 from api.routing import ApiRouter
 from schemas.property_filters import FilterValidationError, validate_filters
 from schemas.tables import DEFAULT_SAMPLING_RATE, Project, SuppressionRule, utcnow
 
 RULE_READ_ONLY_FIELDS = frozenset({"id", "order_key", "disabled_data", "created_at", "updated_at"})
+# What a rule created without filters stores, as the reference does: the empty group, which
+# matches every event.
+MATCH_EVERY_EVENT: dict[str, Any] = {"type": "AND", "values": []}
+# Far below the 32-bit column's limit, so that creating a rule (highest order_key + 1) after a
+# reorder still fits; and a bound on one reorder's IN (...) list, as for batch_get.
+MAX_ORDER_KEY = 1_000_000_000
+MAX_REORDER_RULES = 1000
 
 router = ApiRouter(
     prefix="/api/projects/{project_id}/error_tracking/suppression_rules",
@@ -34,9 +41,12 @@ router = ApiRouter(
 )
 
 SamplingRate = Annotated[float, Field(ge=0.0, le=1.0)]
+OrderKey = Annotated[int, Field(ge=0, le=MAX_ORDER_KEY), BeforeValidator(integral)]
+# Ids arrive as JSON object keys, which are always text.
+RuleId = Annotated[uuid.UUID, Strict(False)]
 _FILTERS_DESCRIPTION = (
-    'A property-group filter, {"type": "AND"|"OR", "values": [...]}; null or {} matches every '
-    "event."
+    'A property-group filter, {"type": "AND"|"OR", "values": [...]}; an empty group, null or {} '
+    "matches every event."
 )
 _SAMPLING_DESCRIPTION = "The fraction of matching events suppressed, from 0 to 1."
 
@@ -66,7 +76,9 @@ class SuppressionRuleOut(BaseModel):
 class SuppressionRuleCreate(RequestModel):
     read_only_fields = RULE_READ_ONLY_FIELDS
 
-    filters: dict[str, Any] | None = Field(default=None, description=_FILTERS_DESCRIPTION)
+    filters: dict[str, Any] | None = Field(
+        default=MATCH_EVERY_EVENT, description=_FILTERS_DESCRIPTION
+    )
     sampling_rate: SamplingRate = Field(
         default=DEFAULT_SAMPLING_RATE, description=_SAMPLING_DESCRIPTION
     )
@@ -79,6 +91,14 @@ class SuppressionRuleUpdate(RequestModel):
 
     filters: dict[str, Any] | None = Field(default=None, description=_FILTERS_DESCRIPTION)
     sampling_rate: SamplingRate = omittable(_SAMPLING_DESCRIPTION)
+
+
+class SuppressionRuleReorder(RequestModel):
+    orders: dict[RuleId, OrderKey] = Field(
+        default={},
+        max_length=MAX_REORDER_RULES,
+        description="The new order_key of each rule, by rule id; rules not named keep theirs.",
+    )
 
 
 @router.get("/", response_model=Page[SuppressionRuleOut], responses=error_responses(400))
@@ -121,6 +141,48 @@ async def create_suppression_rule(
     await session.commit()
     await bump_config_version(redis, project_id)
     return SuppressionRuleOut.of(rule)
+
+
+@router.patch(
+    "/reorder/",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(400, 413, 415),
+)
+async def reorder_suppression_rules(
+    project_id: WritableProject,
+    session: Session,
+    redis: RedisClient,
+    body: SuppressionRuleReorder,
+) -> Response:
+    """Set the order_key of each rule named: of all of them, or of none when any id is not a
+    rule of the project."""
+    if not body.orders:
+        return Response(status_code=204)
+    rule_ids = set(body.orders)
+    # Locked (PostgreSQL) so that no rule is deleted between this check and the update.
+    found = await session.scalars(
+        select(SuppressionRule.id)
+        .where(SuppressionRule.project_id == project_id, SuppressionRule.id.in_(rule_ids))
+        .with_for_update()
+    )
+    unknown = rule_ids - set(found)
+    if unknown:
+        # One message for "does not exist" and "another project's", like not_found().
+        listed = ", ".join(sorted(str(rule_id) for rule_id in unknown))
+        raise invalid(f"No suppression rule of this project has the id {listed}.", "orders")
+    await session.execute(
+        update(SuppressionRule)
+        .where(SuppressionRule.project_id == project_id, SuppressionRule.id.in_(rule_ids))
+        # Not an edit of the rules: updated_at stays their last change, as in the reference.
+        .values(
+            order_key=case(body.orders, value=SuppressionRule.id),
+            updated_at=SuppressionRule.updated_at,
+        )
+    )
+    await session.commit()
+    await bump_config_version(redis, project_id)
+    return Response(status_code=204)
 
 
 @router.get("/{rule_id:object_id}/", response_model=SuppressionRuleOut)
@@ -170,7 +232,8 @@ def _checked_filters(filters: dict[str, Any] | None) -> dict[str, Any] | None:
     try:
         checked = validate_filters(filters)
     except FilterValidationError as exc:
-        raise invalid(exc.message, exc.attr) from exc
+        # As in the reference, ``attr`` is the field; the detail names the exact part of it.
+        raise invalid(str(exc), "filters") from exc
     return checked
 
 

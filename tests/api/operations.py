@@ -1,5 +1,5 @@
-"""Every operation of the seed API (plus list releases and delete suppression rules, which the
-issue adds), with the scope it needs: the tables the auth and routing tests walk through."""
+"""Every operation of the seed API (plus list releases, delete and reorder suppression rules,
+which issues add), with the scope it needs: the tables the auth and routing tests walk through."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ("GET", f"suppression_rules/{ANY_ID}/", READ_SCOPE),
     ("PATCH", f"suppression_rules/{ANY_ID}/", WRITE_SCOPE),
     ("DELETE", f"suppression_rules/{ANY_ID}/", WRITE_SCOPE),
+    ("PATCH", "suppression_rules/reorder/", WRITE_SCOPE),
 ]
 
 WRITE_OPERATIONS = [(method, path) for method, path, scope in OPERATIONS if scope == WRITE_SCOPE]

@@ -189,6 +189,11 @@ async def test_project_a_objects_are_invisible_and_untouchable_under_project_b(
     batch = await client.post(
         globex.url("stack_frames/batch_get/"), json={"raw_ids": ["frame-a"]}, headers=globex.read
     )
+    reorder = await client.patch(
+        globex.url("suppression_rules/reorder/"),
+        json={"orders": {rule["id"]: 9}},
+        headers=globex.write,
+    )
     lists = [
         (await client.get(globex.url(path), headers=globex.read)).json()["count"]
         for path in ("releases/", "suppression_rules/", "stack_frames/")
@@ -196,6 +201,9 @@ async def test_project_a_objects_are_invisible_and_untouchable_under_project_b(
 
     assert set(answers.values()) == {(404, "not_found")}
     assert batch.json() == {"results": []}
+    assert (reorder.status_code, reorder.json()["attr"]) == (400, "orders")
+    rule_now = await client.get(acme.url(f"suppression_rules/{rule['id']}/"), headers=acme.read)
+    assert rule_now.json() == rule
     assert lists == [0, 0, 0]
     still_there = await client.get(acme.url(f"releases/{release['id']}/"), headers=acme.read)
     assert still_there.json() == release

@@ -74,5 +74,5 @@ async def test_generated_requests_never_get_a_5xx_and_answers_match_the_document
             except Exception as exc:
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
 
-    assert len(operations) == 20
+    assert len(operations) == 21
     assert failures == []

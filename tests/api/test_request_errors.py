@@ -100,6 +100,7 @@ async def test_unknown_fields_are_400_unknown_field_on_every_body(
         ("POST", "stack_frames/batch_get/", {"raw_ids": []}),
         ("POST", "suppression_rules/", {}),
         ("PATCH", f"suppression_rules/{rule.json()['id']}/", {}),
+        ("PATCH", "suppression_rules/reorder/", {}),
     ]
 
     answers = set()

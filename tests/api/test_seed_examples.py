@@ -1,5 +1,6 @@
 """Each curl example of the seed API, replayed against a running server with a real key: the
-documented status code and a body with the documented fields.
+documented status code and a body with the documented fields. The reorder of suppression rules,
+an endpoint of the reference that the seed does not list, is replayed too: 204, no body.
 
 The examples' placeholders (``"string"``, ``["integer","null"]``, ``"array"``, ``undefined``) are
 replaced by values of that type. Where an example sets ``Content-Type: application/json`` its
@@ -269,8 +270,27 @@ async def test_every_seed_curl_example_gets_its_documented_answer(
                 form_body={"filters": json.dumps(FILTERS)},
             )
         )
+        await replay(
+            Example(
+                "reorder suppression rules",
+                "PATCH",
+                "suppression_rules/reorder/",
+                204,
+                json_body={"orders": {rule["id"]: 3}},
+            )
+        )
+        reordered = await replay(
+            Example(
+                "retrieve reordered suppression rule",
+                "GET",
+                f"suppression_rules/{rule['id']}/",
+                200,
+                fields=RULE_FIELDS,
+            )
+        )
 
     assert answers == expected
     # The lists were not vacuously complete: each had the seeded or created object in it.
     assert [spikes["count"], frames["count"], len(batch["results"]), rules["count"]] == [1, 1, 1, 1]
+    assert reordered["order_key"] == 3
     assert frames["results"][0]["release"]["hash_id"] == "sha-090"

@@ -24,6 +24,7 @@ SEED_PATHS = {
     "/api/projects/{project_id}/error_tracking/stack_frames/batch_get/",
     "/api/projects/{project_id}/error_tracking/suppression_rules/",
     "/api/projects/{project_id}/error_tracking/suppression_rules/{rule_id}/",
+    "/api/projects/{project_id}/error_tracking/suppression_rules/reorder/",
 }
 
 
@@ -49,6 +50,22 @@ async def test_the_openapi_document_lists_every_seed_path_with_400_not_422(
         "application/x-www-form-urlencoded",
     }
     assert create["post"]["security"] == [{"PersonalApiKey": []}]
+    reorder = document["paths"][
+        "/api/projects/{project_id}/error_tracking/suppression_rules/reorder/"
+    ]
+    assert set(reorder) == {"patch"}
+    assert set(reorder["patch"]["responses"]) == {
+        "204",
+        "400",
+        "401",
+        "403",
+        "404",
+        "413",
+        "415",
+        "503",
+    }
+    orders = document["components"]["schemas"]["SuppressionRuleReorder"]["properties"]["orders"]
+    assert orders["propertyNames"] == {"format": "uuid"}
 
 
 async def test_interactive_docs_load_the_document(client: httpx.AsyncClient) -> None:

@@ -121,7 +121,8 @@ async def test_every_documented_route_enforces_keys_scopes_and_projects(
     other_project = await walk(globex.write)
     other_project_admin = await walk(bearer(globex_admin))
 
-    assert len(operations) >= 20 and writes and set(labels) - writes
+    assert len(operations) >= 21 and writes and set(labels) - writes
+    assert "PATCH /api/projects/{project_id}/error_tracking/suppression_rules/reorder/" in writes
     assert all(
         operation["security"] == [{"PersonalApiKey": []}]
         for path_item in document["paths"].values()
