@@ -2,10 +2,11 @@
 change to it, no restart) and the samples are summarised by who spent them.
 
 Each sample is a stack. It is charged to the innermost spikewatch stage on it (a module of
-``worker/`` other than the thin Faust agent in ``worker/app.py``, so msgspec or redis-py called
-by a stage count as that stage), or else to the package of its innermost frame: Faust and mode
-(the stream, its events and acks), aiokafka (fetching, producing), SQLite's thread, the event
-loop (in Python, or in C when the innermost Python frame is the one that runs uvloop), the rest.
+``worker/`` other than the consumer loop in ``worker/app.py`` and ``worker/consumer.py``, so
+msgspec or redis-py called by a stage count as that stage), or else to the package of its
+innermost frame: Faust and mode (the runtime, its producer), aiokafka (fetching, committing,
+producing), SQLite's thread, the event loop (in Python, or in C when the innermost Python frame
+is the one that runs uvloop), the rest.
 py-spy leaves out idle samples (threads waiting in a system call), so the shares are of CPU time.
 """
 
@@ -28,16 +29,15 @@ TOP_FRAMES = 12
 STOP_TIMEOUT_SECONDS = 30.0
 # "function (path/to/module.py:line)", as py-spy's raw format writes a frame.
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<path>[^():]*):(?P<line>\d+)\)$")
-# Frames of the agent that hands batches to the pipeline: they are on every stack of the worker,
+# Frames of the loop that hands batches to the pipeline: they are on every stack of the worker,
 # so charging a sample to them would say nothing.
-_AGENT_MODULES = frozenset({"worker.app", "worker.batch_overlap"})
+_AGENT_MODULES = frozenset({"worker.app", "worker.consumer"})
 # Python frames that run an event loop written in C (uvloop): a sample whose innermost Python
 # frame is one of these was in the loop itself, handling I/O or, py-spy being unable to tell in
 # --nonblocking mode, waiting for it.
 _LOOP_RUNNERS = frozenset(
     {
         ("mode/worker.py", "Worker.execute_from_commandline"),  # the main thread's loop
-        ("mode/threads.py", "ServiceThread._start_thread"),  # the consumer thread's loop
     }
 )
 EVENT_LOOP_IN_C = "event loop in C (uvloop's I/O, and waits py-spy cannot tell apart)"
@@ -114,7 +114,7 @@ def _component(frames: list[_Frame]) -> str:
     if (leaf.path, leaf.function) in _LOOP_RUNNERS:
         return EVENT_LOOP_IN_C
     if leaf.worker_module is not None:
-        return f"spikewatch: {leaf.worker_module} (the agent itself)"
+        return f"spikewatch: {leaf.worker_module} (the consumer loop itself)"
     for prefix, name in _PACKAGES:
         if leaf.path.startswith(prefix) or f"/{prefix}" in leaf.path:
             return name

@@ -393,8 +393,9 @@ def _profile(profile: ProfileSummary | PartFailure) -> list[str]:
         "",
         "A sample counts for the innermost spikewatch stage on its stack (a module of `worker/`; "
         "what a stage calls, msgspec or redis-py, counts as that stage), or else for the package "
-        "of its innermost frame: Faust and mode (its stream, events and acks), aiokafka, the event "
-        "loop. `worker.app`, the agent every batch passes through, is not a stage.",
+        "of its innermost frame: Faust and mode (the runtime and its producer), aiokafka "
+        "(fetching, committing, producing), the event loop. `worker.app` and `worker.consumer`, "
+        "the loop every batch passes through, are not a stage.",
     ]
     return lines
 

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     topic_spike_events: str = "error_tracking_spike_events"
 
     consumer_group: str = "spikewatch"
+    # Static group membership: a worker restarted under the same id takes its partitions back at
+    # once. Give each worker process its own id, stable across its restarts; "{hostname}" in it
+    # stands for the host's name (worker/consumer.py). Unset: dynamic membership.
+    worker_instance_id: str | None = None
+    # A member that sends no heartbeat for this long leaves the group and its partitions move.
+    consumer_session_timeout_seconds: float = Field(default=15.0, ge=6, le=300)
     batch_max_events: int = Field(default=1000, ge=1)
     batch_within_seconds: float = Field(default=0.2, gt=0)
     # A worker with events waiting and no batch finished for this long exits (status 75) for its

@@ -55,7 +55,7 @@ stop_process api
 
 .venv/bin/spikewatch db upgrade
 
-.venv/bin/spikewatch worker --loglevel warning >"$RUN_DIR/worker.log" 2>&1 &
+WORKER_INSTANCE_ID="${WORKER_INSTANCE_ID:-worker-1}" .venv/bin/spikewatch worker --loglevel warning >"$RUN_DIR/worker.log" 2>&1 &
 echo $! >"$RUN_DIR/worker.pid"
 .venv/bin/spikewatch api --port "$API_PORT" >"$RUN_DIR/api.log" 2>&1 &
 echo $! >"$RUN_DIR/api.pid"

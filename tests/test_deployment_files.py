@@ -149,9 +149,24 @@ def test_compose_commands_are_cli_subcommands(compose: dict[str, Any]) -> None:
 
 
 def test_procfile_runs_the_worker_and_the_api(procfile: dict[str, str]) -> None:
-    assert procfile == {"worker": "spikewatch worker", "api": "spikewatch api"}
+    # A dyno's name (worker.1) survives its restarts: the worker's static group membership.
+    assert procfile == {
+        "worker": "WORKER_INSTANCE_ID=${DYNO:-} spikewatch worker",
+        "api": "spikewatch api",
+    }
     for command in procfile.values():
-        resolve_cli_command(_words(command))
+        words = _words(command)
+        while "=" in words[0]:  # the shell's environment assignments before the command
+            words.pop(0)
+        resolve_cli_command(words)
+
+
+def test_each_compose_worker_replica_is_a_static_member_under_its_container_name(
+    compose: dict[str, Any],
+) -> None:
+    assert compose["services"]["worker"]["environment"]["WORKER_INSTANCE_ID"] == (
+        "worker-{hostname}"
+    )
 
 
 def test_unknown_subcommands_and_options_are_rejected() -> None:

@@ -32,7 +32,7 @@ def test_a_sample_counts_for_the_innermost_worker_stage_even_inside_a_library() 
     assert summary.top_frames[0] == ("decode (msgspec/json.py)", 0.6)
 
 
-def test_the_agent_alone_is_not_a_stage_and_unknown_packages_are_other() -> None:
+def test_the_consumer_loop_alone_is_not_a_stage_and_unknown_packages_are_other() -> None:
     folded = [
         "MainThread;process (worker/app.py:120);emit (logging/__init__.py:1000) 3",
         "MainThread;fetch (aiokafka/consumer/fetcher.py:216) 1",
@@ -44,10 +44,9 @@ def test_the_agent_alone_is_not_a_stage_and_unknown_packages_are_other() -> None
     assert summary.by_component == [(OTHER, 0.75), ("aiokafka", 0.25)]
 
 
-def test_the_loop_in_c_sqlite_and_the_agent_itself_have_their_own_lines() -> None:
+def test_the_loop_in_c_sqlite_and_the_consumer_loop_itself_have_their_own_lines() -> None:
     folded = [
-        "MainThread;Worker.execute_from_commandline (mode/worker.py:264) 4",
-        "ConsumerThread;ServiceThread._start_thread (mode/threads.py:211) 2",
+        "MainThread;Worker.execute_from_commandline (mode/worker.py:264) 6",
         "Thread-1;_connection_worker_thread (aiosqlite/core.py:63) 3",
         "MainThread;process (worker/app.py:120) 1",
     ]
@@ -57,7 +56,7 @@ def test_the_loop_in_c_sqlite_and_the_agent_itself_have_their_own_lines() -> Non
     assert summary.by_component == [
         (EVENT_LOOP_IN_C, 0.6),
         ("SQLite (aiosqlite's thread)", 0.3),
-        ("spikewatch: worker.app (the agent itself)", 0.1),
+        ("spikewatch: worker.app (the consumer loop itself)", 0.1),
     ]
 
 

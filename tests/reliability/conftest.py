@@ -36,12 +36,12 @@ from tests.worker.processes import Topics, WorkerProcess, create_topics, delete_
 # A day-long spike bucket: a test's events and the worker's clock share one bucket unless the test
 # runs across midnight UTC (tests that count on it wait for room first).
 BUCKET_SECONDS = 86_400
-# Faust holds a dead member's partitions for its 60 s session timeout; a test that crashes workers
-# shortens it so the survivors take over in seconds (RELIABILITY.md gives the production figure).
+# The group holds a dead member's partitions for its session timeout; a test that crashes workers
+# (without static membership) shortens it so the survivors take over in seconds (RELIABILITY.md
+# gives the production figures).
 WORKER_TEST_SETTINGS = {
     "BUCKET_SIZE_SECONDS": str(BUCKET_SECONDS),
-    "BROKER_SESSION_TIMEOUT": "10",
-    "BROKER_HEARTBEAT_INTERVAL": "1",
+    "CONSUMER_SESSION_TIMEOUT_SECONDS": "10",
 }
 _TABLES = {
     "projects": Project,
