@@ -43,7 +43,12 @@ from bench.results import (
     Throughput,
     WorkerThroughput,
 )
-from bench.worker_run import BenchWorker, WorkerEnvironment, measure_worker_throughput
+from bench.worker_run import (
+    BenchWorker,
+    WorkerEnvironment,
+    measure_group_throughput,
+    measure_worker_throughput,
+)
 
 FULL_EVENTS = 300_000
 QUICK_EVENTS = 5_000
@@ -52,6 +57,8 @@ CEILING_SLOWEST_EVENTS_PER_SECOND = 500
 CEILING_MIN_TIMEOUT_SECONDS = 120.0
 # A worker that consumes nothing for this long is stuck, not slow.
 STALL_SECONDS = 90.0
+# Worker processes sharing one consumer group in the scaling part (this machine has 2 cores).
+SHARED_GROUP_WORKERS = 2
 # Project ids are drawn per run: Redis is shared, and a run must not inherit another's counters.
 PROJECT_ID_SPACE = 20_000_000
 PROJECT_ID_STEP = 100
@@ -136,6 +143,7 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
                 faust_relay_topic_events = await _count_events(run, run.faust_relay_topic)
                 worker_parts = await _worker_parts(run, stream.events_loaded)
                 spikes_published = await _count_events(run, run.topics.spikes)
+                shared_group = await _attempt(_shared_group_part(run))
             finally:
                 await kafka_io.delete_topics(
                     options.kafka_bootstrap, [*run.topics.all(), *relay_topics]
@@ -164,6 +172,7 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
         latency_within_capacity=worker_parts.latency_within_capacity,
         memory=memory,
         profile=worker_parts.profile,
+        shared_group=shared_group,
     )
 
 
@@ -377,6 +386,37 @@ async def _detection_latency(
         database_url=run.database_url,
         background=run.stream.events(background_events + 1),
     )
+
+
+async def _shared_group_part(run: _Run) -> Throughput:
+    """Two worker processes in one new group over the whole input topic, as the first worker met
+    it: a fresh database and the projects' Redis keys forgotten, so they redo its work."""
+    options = run.options
+    await _forget_projects(options.redis_url, [*run.stream.project_ids, *run.burst_projects])
+    database_url = sqlite_url(run.workdir / "shared-group.db")
+    await create_bench_database(
+        database_url,
+        run.stream.project_ids,
+        javascript_projects=run.stream.javascript_projects,
+        burst_projects=run.burst_projects if options.latency else (),
+        burst_threshold=options.latency.threshold if options.latency else None,
+    )
+    environment = WorkerEnvironment(
+        database_url, options.redis_url, options.kafka_bootstrap, run.topics
+    )
+    group = f"bench-shared-{uuid.uuid4().hex[:8]}"
+    workers = [
+        BenchWorker(environment, run.workdir, group=group) for _ in range(SHARED_GROUP_WORKERS)
+    ]
+    try:
+        return await measure_group_throughput(
+            workers,
+            await _count_events(run, run.topics.exception_events),
+            stall_seconds=STALL_SECONDS,
+        )
+    finally:
+        for worker in workers:
+            worker.stop()
 
 
 async def _memory_part(run: _Run) -> MemoryGrowth | PartFailure:

@@ -141,6 +141,11 @@ def _throughput(report: BenchReport) -> list[str]:
             if isinstance(report.spikewatch, WorkerThroughput)
             else report.spikewatch,
         ),
+        *(
+            [_throughput_row("spikewatch, 2 processes, one group", report.shared_group)]
+            if report.shared_group is not None
+            else []
+        ),
         "",
     ]
     ratio = spikewatch_to_ceiling_b(report)
@@ -172,7 +177,13 @@ def _throughput(report: BenchReport) -> list[str]:
         "(`bench.faust_relay`: uvloop, `noack_take` batches of 1,000, acks after delivery): the "
         "most a worker on this stack can do before doing anything of its own. "
         "spikewatch: the real worker (`faust -A worker.app worker`, started through "
-        "`bench.worker_probe`, see Cost per event), timed by polling its /metrics every 0.2 s.",
+        "`bench.worker_probe`, see Cost per event), timed by polling its /metrics every 0.2 s. "
+        "spikewatch, 2 processes: two such workers in one new consumer group over the whole input "
+        "topic (the loaded stream and what the later parts added), with a fresh database and the "
+        "projects' Redis keys forgotten, timed from the first event either finished to the last; "
+        "CPU and peak RSS are the two processes' sums. Both share this machine's cores with "
+        "Kafka, Redis and each other, so the row shows how far a second process helps here, not "
+        "how it scales on hosts of their own.",
     ]
     return lines
 
@@ -363,6 +374,7 @@ def _failures(report: BenchReport) -> list[str]:
         ("ceiling B", report.ceiling_b),
         ("Faust relay", report.faust_relay),
         ("spikewatch", report.spikewatch),
+        ("spikewatch, 2 processes", report.shared_group),
         ("cost per event", report.steady_state),
         ("detection latency", report.latency),
         ("detection latency within capacity", report.latency_within_capacity),

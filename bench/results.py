@@ -185,6 +185,8 @@ class BenchReport:
     latency_within_capacity: DetectionLatency | PartFailure | None = None
     # Where the worker's CPU went during the throughput part; None unless --profile.
     profile: ProfileSummary | PartFailure | None = None
+    # Two worker processes sharing one consumer group over the whole input topic, from scratch.
+    shared_group: Throughput | PartFailure | None = None
 
 
 def _percentile(values: list[float], percent: float) -> float | None:

@@ -48,10 +48,12 @@ class WorkerEnvironment:
 
 class BenchWorker:
     """``faust -A worker.app worker`` (through ``bench.worker_probe``, which adds a count of SQL
-    statements) with a consumer group of its own, reading its topic from the first offset (Faust's
-    consumer_auto_offset_reset, set explicitly to "earliest")."""
+    statements) with a consumer group of its own unless ``group`` names one, reading its topic
+    from the first offset (a new group starts at the oldest event)."""
 
-    def __init__(self, environment: WorkerEnvironment, workdir: pathlib.Path) -> None:
+    def __init__(
+        self, environment: WorkerEnvironment, workdir: pathlib.Path, *, group: str | None = None
+    ) -> None:
         self.web_port = _free_port()
         # Faust keeps a data directory where it runs: one directory per worker.
         self.home = workdir / f"worker-{self.web_port}"
@@ -67,8 +69,7 @@ class BenchWorker:
             "TOPIC_EXCEPTION_EVENTS_ACCEPTED": environment.topics.accepted,
             "TOPIC_EXCEPTION_EVENTS_DLQ": environment.topics.dead_letter,
             "TOPIC_SPIKE_EVENTS": environment.topics.spikes,
-            "CONSUMER_GROUP": f"bench-worker-{uuid.uuid4().hex[:8]}",
-            "CONSUMER_AUTO_OFFSET_RESET": "earliest",
+            "CONSUMER_GROUP": group or f"bench-worker-{uuid.uuid4().hex[:8]}",
             "WORKER_WEB_PORT": str(self.web_port),
             "BATCH_MAX_EVENTS": str(environment.batch_max_events),
         }
@@ -198,6 +199,41 @@ async def measure_worker_throughput(
         outcomes=outcome_counts(samples),
         db_statements=sum(statement_counts(samples).values()),
     )
+
+
+async def measure_group_throughput(
+    workers: list[BenchWorker], expected: int, *, stall_seconds: float
+) -> Throughput:
+    """Several workers of one consumer group over the same topic: from the first poll that shows
+    progress in any of them to the poll where together they consumed ``expected`` events; CPU and
+    peak RSS are their sums."""
+    for worker in workers:
+        await worker.wait_until_serving()
+    started: tuple[float, float, int] | None = None
+    last_progress_at, last_consumed = time.monotonic(), -1
+    while True:
+        consumed = 0
+        for worker in workers:
+            worker.check_alive()
+            consumed += int((await worker.metrics()).get(CONSUMED_METRIC, 0))
+        cpu = sum(proc.cpu_seconds(worker.pid) for worker in workers)
+        if consumed and started is None:
+            started = (time.perf_counter(), cpu, consumed)
+        if consumed >= expected and started is not None:
+            started_at, started_cpu, consumed_at_start = started
+            return Throughput(
+                name=f"spikewatch, {len(workers)} processes",
+                events_total=consumed,
+                events_measured=consumed - consumed_at_start,
+                seconds=time.perf_counter() - started_at,
+                cpu_seconds=cpu - started_cpu,
+                peak_rss_bytes=sum(proc.peak_resident_bytes(worker.pid) for worker in workers),
+            )
+        if consumed != last_consumed:
+            last_progress_at, last_consumed = time.monotonic(), consumed
+        elif time.monotonic() - last_progress_at > stall_seconds:
+            raise WorkerFailed(f"the workers stalled at {consumed} of {expected} events")
+        await asyncio.sleep(POLL_SECONDS)
 
 
 def outcome_counts(samples: dict[str, float]) -> dict[str, int]:

@@ -1,6 +1,7 @@
-"""A second worker joins a running one mid-stream and leaves again: each rebalance hands
-partitions over with batches in flight (the worker does not wait for them), yet every input event
-ends exactly once, the buckets hold one application of the stream and the spike is emitted once."""
+"""A second worker joins a running one mid-stream and leaves again: each rebalance comes while
+batches are in flight (the worker finishes the one in hand before its partitions go), and every
+input event ends exactly once, the buckets hold one application of the stream and the spike is
+emitted once."""
 
 from __future__ import annotations
 
@@ -43,16 +44,24 @@ async def test_a_worker_joining_and_leaving_mid_stream_changes_no_event_s_fate(
         background_events=BACKGROUND_EVENTS,
     ) as run:
         async with StreamProducer(kafka_bootstrap, run.topics.exception_events) as producer:
-            left = asyncio.Event()
+            second_started, left = asyncio.Event(), asyncio.Event()
 
             async def produce_until_the_second_worker_left() -> None:
-                # Slow enough that both rebalances happen with events still flowing; the last
-                # quarter waits for the leave, so that it lands mid-stream too.
+                # Slow enough that both rebalances happen with events still flowing: the second
+                # half of the body waits for the second worker, and goes slower, so that it gets
+                # events of its own; the last quarter waits for the leave, so that it lands
+                # mid-stream too. (The worker keeps up with this pace: nothing else would be left
+                # for the second one.)
                 pending = list(chunks(run.stream, 25))
                 tail = pending[-len(pending) // 4 :]
-                for chunk in pending[: -len(tail)]:
+                body = pending[: -len(tail)]
+                for chunk in body[: len(body) // 2]:
                     await producer.send(chunk)
                     await asyncio.sleep(0.1)
+                await second_started.wait()
+                for chunk in body[len(body) // 2 :]:
+                    await producer.send(chunk)
+                    await asyncio.sleep(0.3)
                 await left.wait()
                 for chunk in tail:
                     await producer.send(chunk)
@@ -68,6 +77,7 @@ async def test_a_worker_joining_and_leaving_mid_stream_changes_no_event_s_fate(
             await wait_for("the first worker", first_is_busy, timeout_seconds=60, workers=[first])
             second = launch_worker(postgres_database_url, kafka_bootstrap, run.topics, run.group)
             await second.wait_until_serving()
+            second_started.set()
 
             async def second_took_over_some() -> bool:
                 return await second.consumed() > 0
