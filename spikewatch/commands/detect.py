@@ -3,7 +3,6 @@ and print its spikes, or (``--evaluate``) score the detectors on the labelled su
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -29,10 +28,17 @@ def register(cli: typer.Typer) -> None:
         detector: str = typer.Option(
             "mean", "--detector", help=f"One of: {', '.join(SPIKE_DETECTORS)}."
         ),
-        multiplier: int = typer.Option(DEFAULT_SPIKE_MULTIPLIER, "--multiplier", min=1),
-        threshold: int = typer.Option(DEFAULT_SPIKE_THRESHOLD, "--threshold", min=1),
-        snooze: int = typer.Option(
-            DEFAULT_SNOOZE_DURATION_MINUTES, "--snooze", min=1, help="Snooze, minutes."
+        multiplier: int | None = typer.Option(
+            None, "--multiplier", min=1, help=f"Default {DEFAULT_SPIKE_MULTIPLIER}."
+        ),
+        threshold: int | None = typer.Option(
+            None, "--threshold", min=1, help=f"Default {DEFAULT_SPIKE_THRESHOLD}."
+        ),
+        snooze: int | None = typer.Option(
+            None,
+            "--snooze",
+            min=1,
+            help=f"Snooze, minutes. Default {DEFAULT_SNOOZE_DURATION_MINUTES}.",
         ),
         bucket_seconds: int = typer.Option(300, "--bucket-seconds", min=1),
         sensitivity: float = typer.Option(
@@ -44,18 +50,29 @@ def register(cli: typer.Typer) -> None:
         evaluate: bool = typer.Option(
             False,
             "--evaluate",
-            help="Score both detectors on the labelled suite (DETECTION.md) instead; the suite "
-            "has its own multiplier, threshold and snooze.",
+            help="Score both detectors on the labelled suite (DETECTION.md) instead, with the "
+            "suite's multiplier, threshold and snooze unless given.",
         ),
     ) -> None:
         """Print the spikes of TRACE: bucket start (ISO 8601), current count, baseline."""
         from worker.spike_rule import SpikeConfig
 
+        def given(base: SpikeConfig) -> SpikeConfig:
+            return SpikeConfig(
+                multiplier=base.multiplier if multiplier is None else multiplier,
+                threshold=base.threshold if threshold is None else threshold,
+                snooze_duration_minutes=(
+                    base.snooze_duration_minutes if snooze is None else snooze
+                ),
+                detector=detector,
+                tail_sigmas=sensitivity,
+            )
+
         if evaluate:
             from spikewatch.detection.evaluate import print_evaluation
             from spikewatch.detection.suite import SUITE_CONFIG
 
-            print_evaluation(replace(SUITE_CONFIG, tail_sigmas=sensitivity))
+            print_evaluation(given(SUITE_CONFIG))
             return
         if detector not in SPIKE_DETECTORS:
             _bad_input(f"--detector must be one of {', '.join(SPIKE_DETECTORS)}, not {detector!r}")
@@ -69,14 +86,7 @@ def register(cli: typer.Typer) -> None:
             counts = read_trace(trace, bucket_seconds)
         except TraceError as exc:
             _bad_input(str(exc))
-        config = SpikeConfig(
-            multiplier=multiplier,
-            threshold=threshold,
-            snooze_duration_minutes=snooze,
-            detector=detector,
-            tail_sigmas=sensitivity,
-        )
-        for spike in replay(counts, config):
+        for spike in replay(counts, given(SpikeConfig())):
             typer.echo(spike_line(spike.bucket_start, spike.current, spike.baseline))
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from spikewatch.detection.replay import replay
-from spikewatch.detection.suite import SUITE_CONFIG, LabelledTrace, generate_suite
+from spikewatch.detection.suite import SUITE_CONFIG, SUITE_SEED, LabelledTrace, generate_suite
 from worker.spike_rule import ADAPTIVE, MEAN, SpikeConfig
 
 DETECTORS = (MEAN, ADAPTIVE)
@@ -90,9 +90,8 @@ def evaluate(traces: Iterable[LabelledTrace], config: SpikeConfig) -> dict[str, 
     return {**scores, "total": total}
 
 
-def evaluation_table(config: SpikeConfig = SUITE_CONFIG) -> str:
+def evaluation_table(suite: Sequence[LabelledTrace], config: SpikeConfig) -> str:
     """Precision, recall, F1 and median delay per family and in total, for every detector."""
-    suite = list(generate_suite())
     lines = [
         "detector  family        spikes  found  false  precision  recall     F1  median delay",
     ]
@@ -110,9 +109,10 @@ def evaluation_table(config: SpikeConfig = SUITE_CONFIG) -> str:
 
 
 def print_evaluation(config: SpikeConfig = SUITE_CONFIG) -> None:
+    suite = list(generate_suite())
     print(
-        f"Suite: {len(DETECTORS)} detectors; multiplier {config.multiplier}, threshold "
-        f"{config.threshold}, snooze {config.snooze_duration_minutes} min, adaptive tail "
-        f"{config.tail_sigmas:g} sigmas"
+        f"Suite: {len(suite)} traces from seed {SUITE_SEED}; multiplier {config.multiplier}, "
+        f"threshold {config.threshold}, snooze {config.snooze_duration_minutes} min, "
+        f"adaptive sensitivity {config.tail_sigmas:g}"
     )
-    print(evaluation_table(config))
+    print(evaluation_table(suite, config))

@@ -1,6 +1,6 @@
 """counting.lua's ring (an adaptive project's per-issue history) on the real Redis, through
 RedisStage, with exact numbers: the buckets it returns, exactly-once under redelivery, wrapping
-round the day, and its memory per issue within the budget of 2 KB."""
+round the day, its TTL, and its memory per issue within the budget of 2 KB."""
 
 from __future__ import annotations
 
@@ -86,14 +86,49 @@ async def test_buckets_come_back_oldest_first_with_the_buckets_observed(
     assert issues["a"] == IssueCounts("a", 7, history_with({5: 3, 3: 1, 2: 4}), observed_buckets=5)
 
 
-async def test_a_redelivered_batch_counts_once(stage: RedisStage, project_id: int) -> None:
+async def test_a_redelivered_batch_leaves_every_key_as_after_once(
+    stage: RedisStage, project_id: int, snapshot
+) -> None:
     feed = Feed(stage, project_id)
-    first = await feed([("a", NOW)] * 3, NOW)
+    await feed([("a", ago(30))], ago(30))
+    batch = [("a", NOW), ("b", ago(1)), ("a", NOW), ("a", ago(2))]
+    first = await feed(batch, NOW, offsets=[7, 8, 9, 10])
+    after_once = await snapshot(project_id)
 
-    again = await feed([("a", NOW)] * 3, NOW, offsets=[1, 2, 3])
+    again = await feed(batch, NOW, offsets=[7, 8, 9, 10])
 
+    assert await snapshot(project_id) == after_once
     assert first == again
-    assert again["a"].current == 3
+    assert again["a"] == IssueCounts("a", 2, history_with({30: 1, 2: 1}), observed_buckets=30)
+
+
+async def test_a_partly_replayed_batch_counts_only_offsets_past_the_watermark(
+    stage: RedisStage, project_id: int
+) -> None:
+    feed = Feed(stage, project_id)
+    await feed([("a", NOW)] * 3, NOW, offsets=[10, 11, 12])
+
+    issues = await feed([("a", NOW)] * 4, NOW, offsets=[11, 12, 13, 14])
+
+    assert issues["a"].current == 5
+
+
+async def test_a_mean_project_keeps_no_ring_and_an_adaptive_one_no_issue_counters(
+    stage: RedisStage, redis: Redis, new_project_id
+) -> None:
+    mean, adaptive = new_project_id(), new_project_id()
+    events = [CountedEvent("a", 0, 1, NOW)]
+
+    await stage.apply(
+        {mean: (RateLimits(), events), adaptive: (RateLimits(), events)}, NOW, {adaptive}
+    )
+
+    assert await redis.exists(f"{{p:{mean}}}:ring:i:a") == 0
+    assert await redis.get(f"{{p:{mean}}}:cnt:i:a:{BUCKET_START}") == b"1"
+    assert await redis.exists(f"{{p:{adaptive}}}:ring:i:a") == 1
+    assert await redis.exists(f"{{p:{adaptive}}}:cnt:i:a:{BUCKET_START}") == 0
+    # The project's own buckets serve both: a new issue falls back on them.
+    assert await redis.get(f"{{p:{adaptive}}}:cnt:p:{BUCKET_START}") == b"1"
 
 
 async def test_a_day_later_the_ring_holds_the_last_day_and_an_hour_only(
@@ -120,6 +155,16 @@ async def test_an_issue_quiet_for_a_while_reads_zeros_for_the_buckets_it_missed(
     issues = await feed([("a", NOW)], NOW)
 
     assert issues["a"] == IssueCounts("a", 1, history_with({40: 9}), observed_buckets=40)
+
+
+async def test_a_ring_expires_a_day_and_an_hour_after_its_last_write(
+    stage: RedisStage, redis: Redis, project_id: int
+) -> None:
+    await Feed(stage, project_id)([("a", NOW)], NOW)
+
+    ttl = await redis.ttl(f"{{p:{project_id}}}:ring:i:a")
+
+    assert (HISTORY + 1) * BUCKET - 5 <= ttl <= (HISTORY + 1) * BUCKET
 
 
 async def test_a_ring_takes_at_most_2_kb_of_redis_memory(
