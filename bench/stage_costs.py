@@ -3,7 +3,8 @@
 Times ``decode_batch``, ``fingerprint_batch`` (with its fingerprint memo warm, as in a running
 worker) and ``output_messages`` (every event forwarded) over events of ``bench.generator``, and
 prints microseconds of CPU per event for each, the best of several rounds. CPU time rather than
-wall time, so that other processes on the machine disturb the figures less.
+wall time, so that other processes on the machine disturb the figures less; the cycle collector is
+off while a round runs, as the worker keeps it off during a batch (``worker.garbage``).
 
     .venv/bin/python -m bench.stage_costs [--events 20000] [--rounds 5] [--seed 7]
 """
@@ -11,6 +12,7 @@ wall time, so that other processes on the machine disturb the figures less.
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -56,9 +58,14 @@ def _best(
     times = []
     for _ in range(rounds):
         records = batch()
-        started = time.process_time()
-        run(records)
-        times.append((time.process_time() - started) / len(records))
+        gc.collect()
+        gc.disable()
+        try:
+            started = time.process_time()
+            run(records)
+            times.append((time.process_time() - started) / len(records))
+        finally:
+            gc.enable()
     return min(times) * 1e6
 
 
