@@ -7,12 +7,12 @@ It never decides whether an issue spikes (``spike_rule``) and never talks to Red
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
-
-import numpy as np
 
 from schemas.redis_keys import project_tag
 
@@ -123,10 +123,21 @@ def ring_counts(
     ``ring_buckets - 1`` before it oldest first, and how many of those the ring has seen."""
     if not ring:
         return IssueCounts(issue_id, 0, [0] * (ring_buckets - 1), observed_buckets=0)
-    words = np.frombuffer(ring, dtype=">u4")
-    newest, oldest, slots = int(words[0]), int(words[1]), words[2:]
-    indices = np.arange(current_index - ring_buckets + 1, current_index + 1)
-    held = (indices <= newest) & (indices > newest - ring_buckets) & (indices >= oldest)
-    counts = np.where(held, slots[indices % ring_buckets], 0).astype(np.int64)
+    words = array("I", ring)
+    if sys.byteorder == "little":
+        words.byteswap()
+    newest, oldest = words[0], words[1]
+    slots = words[2:].tolist()
+    # Bucket i sits in slot i % r; rotated so the window's first bucket comes first.
+    first = current_index - ring_buckets + 1
+    start = first % ring_buckets
+    counts = slots[start:] + slots[:start]
+    # The slots that hold the window's buckets are one run: newer than both the ring's oldest and
+    # r before its newest, and no newer than its newest.
+    held_from = max(first, oldest, newest - ring_buckets + 1) - first
+    held_to = min(current_index, newest) - first + 1
+    counts[:held_from] = [0] * max(held_from, 0)
+    if held_to < ring_buckets:
+        counts[max(held_to, 0) :] = [0] * (ring_buckets - max(held_to, 0))
     observed = min(max(current_index - oldest, 0), ring_buckets - 1)
-    return IssueCounts(issue_id, int(counts[-1]), counts[:-1].tolist(), observed_buckets=observed)
+    return IssueCounts(issue_id, counts[-1], counts[:-1], observed_buckets=observed)

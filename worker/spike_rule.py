@@ -8,7 +8,6 @@ It never reads or writes Redis, never snoozes and never publishes (``spike_event
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ ADAPTIVE = "adaptive"
 SECONDS_PER_DAY = 86_400
 # The adaptive detector's recent level comes from the last hour, like the mean rule's baseline.
 RECENT_BUCKETS = 11
-# What the same time of day looked like yesterday: the median of 5 buckets around it.
+# What the same time of day looked like yesterday: the median of the 5 buckets around it.
 SEASONAL_HALF_WINDOW_BUCKETS = 2
 # Its one sensitivity parameter: how many Poisson standard deviations (sqrt(expected + 1), so that
 # an issue expected to be silent still needs a few events) the current bucket must clear above
@@ -135,7 +134,7 @@ def adaptive_baseline(history: Sequence[int], observed_buckets: int, fallback: f
             + 1
         ]
         # One event added to both sides: a rise from nothing to a few is no daily pattern.
-        rise = (statistics.median(around) + 1.0) / (hour_before + 1.0)
+        rise = (sorted(around)[SEASONAL_HALF_WINDOW_BUCKETS] + 1.0) / (hour_before + 1.0)
         expected *= max(rise, 1.0)
     return expected
 
