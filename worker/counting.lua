@@ -111,6 +111,10 @@ local function ring_key(issue)
   return tag .. ':ring:i:' .. issue
 end
 
+-- BITFIELD operations go to Redis in chunks: Lua's unpack takes a few thousand values at most,
+-- and a ring of short buckets that skips a day of them zeroes thousands of words.
+local RING_OPS_PER_CALL = 500
+
 local function count_in_ring(issue, per_bucket)
   local key = ring_key(issue)
   local indices = {}
@@ -120,36 +124,42 @@ local function count_in_ring(issue, per_bucket)
   table.sort(indices)
   local header = redis.call('BITFIELD', key, 'GET', 'u32', '#0', 'GET', 'u32', '#1')
   local newest, oldest = header[1], header[2]
-  local ops = {'OVERFLOW', 'SAT'}
-  local function set_word(word, value)
-    ops[#ops + 1] = 'SET'
+  local ops = {}
+  local function flush()
+    if #ops > 0 then
+      redis.call('BITFIELD', key, 'OVERFLOW', 'SAT', unpack(ops))
+      ops = {}
+    end
+  end
+  local function word_op(op, word, value)
+    ops[#ops + 1] = op
     ops[#ops + 1] = 'u32'
     ops[#ops + 1] = '#' .. as_text(word)
     ops[#ops + 1] = as_text(value)
+    if #ops >= 4 * RING_OPS_PER_CALL then
+      flush()
+    end
   end
   if newest == 0 then
     newest, oldest = indices[1], indices[1]
     -- Written whole at once, so the ring's size never changes and its memory is known.
-    set_word(ring + 1, 0)
+    word_op('SET', ring + 1, 0)
   end
   for _, index in ipairs(indices) do
     if index > newest then
       for skipped = math.max(newest + 1, index - ring + 1), index do
-        set_word(2 + skipped % ring, 0)
+        word_op('SET', 2 + skipped % ring, 0)
       end
       newest = index
     end
     if index > newest - ring then
       oldest = math.min(oldest, index)
-      ops[#ops + 1] = 'INCRBY'
-      ops[#ops + 1] = 'u32'
-      ops[#ops + 1] = '#' .. as_text(2 + index % ring)
-      ops[#ops + 1] = as_text(per_bucket[as_text(index * bucket_seconds)])
+      word_op('INCRBY', 2 + index % ring, per_bucket[as_text(index * bucket_seconds)])
     end
   end
-  set_word(0, newest)
-  set_word(1, oldest)
-  redis.call('BITFIELD', key, unpack(ops))
+  word_op('SET', 0, newest)
+  word_op('SET', 1, oldest)
+  flush()
   redis.call('EXPIRE', key, ring * bucket_seconds)
 end
 

@@ -177,3 +177,19 @@ async def test_a_ring_takes_at_most_2_kb_of_redis_memory(
 
     assert used is not None
     assert used <= MEMORY_BUDGET_BYTES
+
+
+async def test_short_buckets_give_a_long_ring_that_still_skips_thousands_of_buckets_at_once(
+    redis: Redis, project_id: int
+) -> None:
+    # 10-second buckets: a day is 8,640 of them, so coming back after 2,000 zeroes 2,000 words.
+    stage = RedisStage(redis, topic=TOPIC, bucket_size_seconds=10, history_buckets=11)
+    history = adaptive_history_buckets(10)
+    feed = Feed(stage, project_id)
+    await feed([("a", NOW - 20_000)] * 5, NOW - 20_000)
+
+    issues = await feed([("a", NOW)], NOW)
+
+    expected = [0] * history
+    expected[history - 2000] = 5
+    assert issues["a"] == IssueCounts("a", 1, expected, observed_buckets=2000)
