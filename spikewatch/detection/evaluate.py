@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from spikewatch.detection.replay import replay
 from spikewatch.detection.suite import SUITE_CONFIG, SUITE_SEED, LabelledTrace, generate_suite
@@ -26,13 +26,13 @@ class Score:
     true_positives: int = 0
     false_positives: int = 0
     false_negatives: int = 0
-    delays: list[int] | None = None
+    delays: list[int] = field(default_factory=list)  # of the spikes found, in buckets
 
     def add(self, other: Score) -> None:
         self.true_positives += other.true_positives
         self.false_positives += other.false_positives
         self.false_negatives += other.false_negatives
-        self.delays = [*(self.delays or []), *(other.delays or [])]
+        self.delays += other.delays
 
     @property
     def precision(self) -> float:
@@ -56,7 +56,7 @@ class Score:
 
 def score_trace(labelled: LabelledTrace, spike_buckets: Sequence[int]) -> Score:
     """Match the buckets (indices into the trace) at which spikes were emitted with the labels."""
-    score = Score(delays=[])
+    score = Score()
     matched: set[int] = set()
     for bucket in spike_buckets:
         if bucket < labelled.scored_from:
@@ -77,14 +77,14 @@ def score_trace(labelled: LabelledTrace, spike_buckets: Sequence[int]) -> Score:
 
 def evaluate(traces: Iterable[LabelledTrace], config: SpikeConfig) -> dict[str, Score]:
     """Score per family, and over all families under ``"total"``."""
-    scores: dict[str, Score] = defaultdict(lambda: Score(delays=[]))
+    scores: dict[str, Score] = defaultdict(lambda: Score())
     for labelled in traces:
         trace = labelled.trace
         spikes = replay(trace, config)
         buckets = [s.bucket_start // trace.bucket_seconds - trace.first_bucket for s in spikes]
         score = score_trace(labelled, buckets)
         scores[labelled.family].add(score)
-    total = Score(delays=[])
+    total = Score()
     for score in scores.values():
         total.add(score)
     return {**scores, "total": total}

@@ -23,6 +23,7 @@ from schemas.events import SpikeEventMessage
 from schemas.redis_keys import project_tag
 from spikewatch.cli import app
 from spikewatch.detection.replay import spike_line
+from spikewatch.detection.traces import Trace, write_trace
 from tests.worker import processes
 from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event, iso
@@ -64,11 +65,6 @@ def detect_lines(trace_path: pathlib.Path, detector: str) -> list[str]:
     )
     assert result.exit_code == 0, result.stderr
     return result.stdout.splitlines()
-
-
-def write_trace(path: pathlib.Path) -> None:
-    rows = [f"{iso(TRACE_START + i * BUCKET_SECONDS)},{n}" for i, n in enumerate(TRACE)]
-    path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
 
 
 async def configure(database_url: str, redis_url: str, project_id: int, detector: str) -> None:
@@ -129,7 +125,7 @@ async def test_a_trace_through_kafka_and_a_live_worker_gives_the_spikes_detect_p
     for project_id, detector in detector_of.items():
         await configure(sqlite_url, redis_url, project_id, detector)
     trace_path = tmp_path / "trace.csv"
-    write_trace(trace_path)
+    write_trace(trace_path, Trace(BUCKET_SECONDS, TRACE_START // BUCKET_SECONDS, TRACE))
     expected = {p: detect_lines(trace_path, d) for p, d in detector_of.items()}
     # The trace tells the detectors apart, so the worker's choice of detector is checked too.
     assert expected[mean_project] != expected[adaptive_project]
