@@ -13,7 +13,6 @@ from schemas.tables import (
     DEFAULT_SPIKE_THRESHOLD,
     SPIKE_DETECTORS,
 )
-from worker.spike_rule import DEFAULT_TAIL_SIGMAS
 
 # Bad input (a trace that cannot be read) exits like a usage error.
 EXIT_BAD_INPUT = 2
@@ -41,11 +40,12 @@ def register(cli: typer.Typer) -> None:
             help=f"Snooze, minutes. Default {DEFAULT_SNOOZE_DURATION_MINUTES}.",
         ),
         bucket_seconds: int = typer.Option(300, "--bucket-seconds", min=1),
-        sensitivity: float = typer.Option(
-            DEFAULT_TAIL_SIGMAS,
+        sensitivity: float | None = typer.Option(
+            None,
             "--sensitivity",
             min=0.0,
-            help="adaptive: standard deviations over the expected count a spike must clear.",
+            help="adaptive: standard deviations over the expected count a spike must clear. "
+            "Default: the worker's (DETECTION.md).",
         ),
         evaluate: bool = typer.Option(
             False,
@@ -65,7 +65,7 @@ def register(cli: typer.Typer) -> None:
                     base.snooze_duration_minutes if snooze is None else snooze
                 ),
                 detector=detector,
-                tail_sigmas=sensitivity,
+                tail_sigmas=base.tail_sigmas if sensitivity is None else sensitivity,
             )
 
         if evaluate:
