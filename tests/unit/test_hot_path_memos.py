@@ -97,3 +97,25 @@ def test_garbage_left_in_cycles_is_collected_after_each_batch() -> None:
         assert found >= 2
     finally:
         gc.enable()
+
+
+def test_a_cycle_that_outlived_a_batch_is_collected_at_the_next_middle_collection() -> None:
+    class Node:
+        other: Any = None
+
+    collector = BatchGarbageCollector(middle_collection_every=3, full_collection_every=100)
+    gc.disable()
+    try:
+        first, second = Node(), Node()
+        first.other, second.other = second, first
+        alive = weakref.ref(first)
+        collector.after_batch()  # still referenced: it survives into the middle generation
+        del first, second
+
+        collector.after_batch()  # the youngest generation only
+        assert alive() is not None
+
+        collector.after_batch()  # the third batch walks the middle generation
+        assert alive() is None
+    finally:
+        gc.enable()
