@@ -62,6 +62,7 @@ CATCH_UP_TIMEOUT_SECONDS = 600
 BATCH_MAX_EVENTS = 1_000
 # Production settings but for the test's own services: nothing shortened.
 SOAK_SETTINGS: dict[str, str] = {}
+STATIC_WORKER_ID = "soak-worker-1"
 
 ISSUE_LIMIT = 400
 PROJECT_LIMIT = 3_000
@@ -79,7 +80,10 @@ class Soak:
     topics: Topics
     group: str
     producer: StreamProducer
-    launch: Callable[[], Worker]
+    # Starts a worker: by default the soak's own worker slot, a static member whose restarts
+    # take its partitions straight back; with None, a dynamic member (the one that joins and
+    # leaves).
+    launch: Callable[..., Worker]
     workers: list[Worker] = field(default_factory=list)
     failed_open: set[Position] = field(default_factory=set)
     figures: dict[str, Any] = field(default_factory=dict)
@@ -257,14 +261,15 @@ async def test_an_hour_of_traffic_through_every_fault_in_turn_is_accounted_exact
     ):
         group = f"soak-{uuid.uuid4().hex}"
 
-        def launch() -> Worker:
+        def launch(instance_id: str | None = STATIC_WORKER_ID) -> Worker:
+            member = {"WORKER_INSTANCE_ID": instance_id} if instance_id else {}
             worker = launch_worker(
                 database_url,
                 own_kafka.bootstrap,
                 topics,
                 group,
                 redis=persistent_redis.url,
-                settings_env=SOAK_SETTINGS,
+                settings_env={**SOAK_SETTINGS, **member},
                 batch_max_events=BATCH_MAX_EVENTS,
             )
             soak.workers.append(worker)
@@ -364,7 +369,7 @@ def _faults(
         soak.launch()
 
     async def second_worker_joins() -> None:
-        joining = soak.launch()
+        joining = soak.launch(None)
         await joining.wait_until_serving()
 
     async def second_worker_leaves() -> None:
