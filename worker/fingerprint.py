@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -28,7 +29,8 @@ STACK_DIGEST_BYTES = 16
 REMEMBERED_FINGERPRINTS = 20_000
 
 _remembered: LruCache[bytes, str] = LruCache(REMEMBERED_FINGERPRINTS)
-_encoder = msgspec.json.Encoder()
+_stack_encoder = msgspec.msgpack.Encoder()
+_resolved = attrgetter("resolved")
 
 
 def fingerprint_batch(batch: Sequence[EventRecord]) -> Sequence[EventRecord]:
@@ -52,11 +54,16 @@ def fingerprint_batch(batch: Sequence[EventRecord]) -> Sequence[EventRecord]:
 def stack_digest(exceptions: Sequence[ExceptionEntry]) -> bytes:
     """A digest of each exception's stack trace, type, and message when grouping reads it: events
     with equal digests have equal frames and equal computed fingerprints."""
-    stacks = _encoder.encode(
-        [[entry.type, _grouping_message(entry), entry.stacktrace] for entry in exceptions]
-    )
+    stacks = [[entry.type, _grouping_message(entry), entry.stacktrace] for entry in exceptions]
+    try:
+        # MessagePack rather than JSON: quicker to write, and shorter to hash.
+        encoded = _stack_encoder.encode(stacks)
+    except OverflowError:
+        # An integer beyond 64 bits, which JSON can carry and MessagePack cannot. A JSON text
+        # starts with "[", never with a MessagePack array's first byte: the two never meet.
+        encoded = msgspec.json.encode(stacks)
     # SHA-256 rather than BLAKE2: the CPU computes it in hardware, twice as fast here.
-    return hashlib.sha256(stacks).digest()[:STACK_DIGEST_BYTES]
+    return hashlib.sha256(encoded).digest()[:STACK_DIGEST_BYTES]
 
 
 def fingerprint_event(exceptions: Sequence[ExceptionEntry], manual: str | None) -> str:
@@ -106,6 +113,7 @@ def _exception_identity(entry: ExceptionEntry) -> list[Any]:
 
 
 def _grouping_message(entry: ExceptionEntry) -> str | None:
-    frames = entry.stacktrace.frames if entry.stacktrace is not None else []
+    if entry.value is None or entry.stacktrace is None:
+        return entry.value
     # An unresolved (minified) stack says little, so the message has to help tell issues apart.
-    return None if any(frame.resolved for frame in frames) else entry.value
+    return None if any(map(_resolved, entry.stacktrace.frames)) else entry.value
