@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import sqlite3
 
 import pytest
 from prometheus_client import REGISTRY
@@ -151,19 +152,34 @@ async def test_a_database_that_is_not_ready_is_waited_for_instead_of_losing_even
 ) -> None:
     known, _, _ = project_ids
     # Not migrated yet: every query fails with "no such table" until the migration runs.
-    url = f"sqlite+aiosqlite:///{tmp_path / 'late.db'}"
-    engine = make_engine(url)
+    late, ready = tmp_path / "late.db", tmp_path / "ready.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{late}")
+    ready_engine = make_engine(f"sqlite+aiosqlite:///{ready}")
     try:
         pipeline = build_pipeline(engine, redis_client)
         processing = asyncio.create_task(pipeline.process(messages(encode(exception_event(known)))))
         await asyncio.sleep(1.0)
         assert not processing.done()
 
-        await asyncio.to_thread(upgrade, url)
-        await add_projects(engine, known)
+        # Migrated and given its project elsewhere, then copied in at once: a retry landing
+        # between the migration and the project's insert would rightly find no such project.
+        await asyncio.to_thread(upgrade, f"sqlite+aiosqlite:///{ready}")
+        await add_projects(ready_engine, known)
+        await asyncio.to_thread(_copy_database, ready, late)
         [record] = await asyncio.wait_for(processing, timeout=30)
     finally:
         await engine.dispose()
+        await ready_engine.dispose()
 
     assert record.outcome is Outcome.FORWARDED
     assert record.issue_id is not None
+
+
+def _copy_database(source: pathlib.Path, target: pathlib.Path) -> None:
+    """SQLite's online backup: readers of ``target`` see all of ``source`` or none of it."""
+    origin, destination = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        origin.backup(destination)
+    finally:
+        origin.close()
+        destination.close()
