@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from schemas.events import DeadLetter, DeadLetterReason, ExceptionEvent, ExceptionProperties
 from tests.worker.events import encode, exception_event
+from worker.decode import DecodeLimits, decode_batch
 from worker.outcomes import Outcome
 from worker.records import EventRecord, SourceMessage
 from worker.retry import Backoff
@@ -62,6 +63,57 @@ def test_a_forwarded_event_is_the_input_as_sent_plus_its_issue_and_fingerprint()
             "$exception_fingerprint": "fp-1",
         },
     }
+
+
+UUID_TEXT = str(ISSUE_ID)
+# Input as sent -> the accepted message, byte for byte: the whole event written again by msgspec
+# (whitespace, escapes, numbers and duplicate keys normalised), the issue and fingerprint where a
+# property of that name already stood, else last in properties. A forwarder that passed the input
+# bytes on as they are would send other bytes for such events: this pins the contract it must keep.
+CANONICAL_FORWARDS = {
+    "spacing, escapes, numbers, duplicates, both properties sent, properties not last": (
+        '{ "uuid" : "%s",\n "distinct_id": "a", "project_id": 7,\n "properties": '
+        '{"$exception_fingerprint": "client", "$exception_list": [{"type": "E\\u0301\\/x\\t", '
+        '"stacktrace": {"frames": [{"function": "f", "context": {"n": 1e9, "m": -0, "f": 1.50, '
+        '"big": 100000000000000000000, "nested": {"deep": [{"a": null}]}}}]}}], '
+        '"$exception_issue_id": "old", "tier": 1, "tier": 2},\n '
+        '"timestamp": "2026-11-26T06:00:00Z", "distinct_id": "b"}',
+        '{"uuid":"%s","distinct_id":"b","project_id":7,"properties":'
+        '{"$exception_fingerprint":"fp-1","$exception_list":[{"type":"E\u0301/x\\t",'
+        '"stacktrace":{"frames":[{"function":"f","context":{"n":1000000000.0,"m":0,"f":1.5,'
+        '"big":100000000000000000000,"nested":{"deep":[{"a":null}]}}}]}}],'
+        '"$exception_issue_id":"%s","tier":2},"timestamp":"2026-11-26T06:00:00Z"}',
+    ),
+    "compact, the issue id sent": (
+        '{"uuid":"%s","project_id":7,"timestamp":"2026-11-26T06:00:00Z",'
+        '"properties":{"$exception_list":[{"type":"E"}],"$exception_issue_id":"old"}}',
+        '{"uuid":"%s","project_id":7,"timestamp":"2026-11-26T06:00:00Z",'
+        '"properties":{"$exception_list":[{"type":"E"}],"$exception_issue_id":"%s",'
+        '"$exception_fingerprint":"fp-1"}}',
+    ),
+    "properties sent twice, unicode escaped and raw": (
+        '{"uuid":"%s","project_id":7,"timestamp":"2026-11-26T06:00:00Z",'
+        '"properties":{"$exception_list":[{"type":"E"}]},'
+        '"properties":{"$exception_list":[{"type":"F"}],"caf\\u00e9":"é"}}',
+        '{"uuid":"%s","project_id":7,"timestamp":"2026-11-26T06:00:00Z",'
+        '"properties":{"$exception_list":[{"type":"F"}],"café":"é",'
+        '"$exception_issue_id":"%s","$exception_fingerprint":"fp-1"}}',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CANONICAL_FORWARDS))
+def test_a_forwarded_event_is_written_again_whole_with_the_added_properties_winning(
+    case: str,
+) -> None:
+    sent, accepted = CANONICAL_FORWARDS[case]
+    record = EventRecord(SourceMessage("in", 0, 0, b"7", (sent % UUID_TEXT).encode()))
+    decode_batch([record], DecodeLimits(1_000_000, 50, 500))
+    record.fingerprint = "fp-1"
+    record.issue_id = ISSUE_ID
+    record.finish(Outcome.FORWARDED)
+
+    assert accepted_event(record) == (accepted % (UUID_TEXT, UUID_TEXT)).encode()
 
 
 def test_output_messages_route_forwarded_and_dead_lettered_events_and_nothing_else() -> None:
