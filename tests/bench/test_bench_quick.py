@@ -320,7 +320,8 @@ def test_py_spy_sampled_the_worker_and_most_samples_have_an_owner(
     assert sum(share for _, share in profile.by_component) == pytest.approx(1.0)
     components = dict(profile.by_component)
     assert any(name.startswith("spikewatch: worker.") for name in components)
-    assert "Faust and mode" in components
+    # Fetching and forwarding are aiokafka's; Faust is off the per-event path and may not show.
+    assert "aiokafka" in components
     assert "| where the CPU went | share |" in markdown
 
 
