@@ -143,7 +143,7 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
                 faust_relay_topic_events = await _count_events(run, run.faust_relay_topic)
                 worker_parts = await _worker_parts(run, stream.events_loaded)
                 spikes_published = await _count_events(run, run.topics.spikes)
-                shared_group = await _attempt(_shared_group_part(run))
+                shared_group = await _attempt(_shared_group_part(run, stream.events_loaded))
             finally:
                 await kafka_io.delete_topics(
                     options.kafka_bootstrap, [*run.topics.all(), *relay_topics]
@@ -388,9 +388,10 @@ async def _detection_latency(
     )
 
 
-async def _shared_group_part(run: _Run) -> Throughput:
-    """Two worker processes in one new group over the whole input topic, as the first worker met
-    it: a fresh database and the projects' Redis keys forgotten, so they redo its work."""
+async def _shared_group_part(run: _Run, loaded: int) -> Throughput:
+    """Two worker processes in one new group over the input topic until together they consumed as
+    many events as were loaded, as the first worker met them: a fresh database and the projects'
+    Redis keys forgotten, so they redo its work."""
     options = run.options
     await _forget_projects(options.redis_url, [*run.stream.project_ids, *run.burst_projects])
     database_url = sqlite_url(run.workdir / "shared-group.db")
@@ -409,11 +410,7 @@ async def _shared_group_part(run: _Run) -> Throughput:
         BenchWorker(environment, run.workdir, group=group) for _ in range(SHARED_GROUP_WORKERS)
     ]
     try:
-        return await measure_group_throughput(
-            workers,
-            await _count_events(run, run.topics.exception_events),
-            stall_seconds=STALL_SECONDS,
-        )
+        return await measure_group_throughput(workers, loaded, stall_seconds=STALL_SECONDS)
     finally:
         for worker in workers:
             worker.stop()

@@ -178,9 +178,10 @@ def _throughput(report: BenchReport) -> list[str]:
         "most a worker on this stack can do before doing anything of its own. "
         "spikewatch: the real worker (`faust -A worker.app worker`, started through "
         "`bench.worker_probe`, see Cost per event), timed by polling its /metrics every 0.2 s. "
-        "spikewatch, 2 processes: two such workers in one new consumer group over the whole input "
-        "topic (the loaded stream and what the later parts added), with a fresh database and the "
-        "projects' Redis keys forgotten, timed from the first event either finished to the last; "
+        "spikewatch, 2 processes: two such workers in one new consumer group over the input topic "
+        "from its first offset until together they consumed as many events as were loaded, with a "
+        "fresh database and the projects' Redis keys forgotten, timed from the first event either "
+        "finished to that count; "
         "CPU and peak RSS are the two processes' sums. Both share this machine's cores with "
         "Kafka, Redis and each other, so the row shows how far a second process helps here, not "
         "how it scales on hosts of their own.",

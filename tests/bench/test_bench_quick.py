@@ -216,15 +216,13 @@ def test_the_worker_consumes_the_loaded_stream_and_its_outcomes_add_up(
 
 @pytest.mark.kafka
 @pytest.mark.redis
-def test_two_workers_sharing_a_group_get_through_the_whole_input_topic_between_them(
+def test_two_workers_sharing_a_group_get_through_the_loaded_stream_between_them(
     quick_run: tuple[BenchReport, str],
 ) -> None:
     report, markdown = quick_run
     shared: Throughput = _measured(report.shared_group)
-    steady: SteadyStateCost = _measured(report.steady_state)
-    # The topic holds the loaded stream, the steady pass and the latency parts' events; a
-    # rebalance while the second worker joins may have the two consume some twice.
-    assert shared.events_total >= QUICK_EVENTS + steady.events
+    # As many as were loaded; a little more when both finished a batch at the last poll.
+    assert shared.events_total >= QUICK_EVENTS
     assert shared.cpu_seconds > 0
     assert f"| spikewatch, 2 processes, one group | {shared.events_total} |" in markdown
 
