@@ -51,8 +51,8 @@ def stage_costs(values: Sequence[bytes], rounds: int) -> dict[str, float]:
 
 
 def _best(
-    run: Callable[[list[EventRecord]], object],
-    batch: Callable[[], list[EventRecord]],
+    run: Callable[[Sequence[EventRecord]], object],
+    batch: Callable[[], Sequence[EventRecord]],
     rounds: int,
 ) -> float:
     times = []
