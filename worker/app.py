@@ -1,10 +1,11 @@
 """The Faust app (``faust -A worker.app worker``): the worker's runtime around the consumer loop.
 
 Faust runs the process: its entry point and signals, the web server for Prometheus ``/metrics``,
-timers, and the producer that forwards events. It does not consume: batches come straight from an
-aiokafka consumer of the worker's own (``worker/consumer.py``) to the pipeline, without a
-per-event hop through Faust's streams, and their offsets are committed only once their effects are
-durable.
+timers, and the creation of missing topics. It neither consumes nor forwards: batches come straight
+from an aiokafka consumer of the worker's own (``worker/consumer.py``) to the pipeline, without a
+per-event hop through Faust's streams, their output leaves through an aiokafka producer of the
+worker's own a record batch per partition at a time (``worker/producer.py``), and their offsets
+are committed only once their effects are durable.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import faust
 import mode
 import mode.loop
+from aiokafka import AIOKafkaProducer
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
@@ -28,9 +30,9 @@ from worker import metrics
 from worker.broker_offsets import BrokerOffsets
 from worker.consumer import BatchConsumer, Membership, group_consumer, instance_id
 from worker.garbage import BatchGarbageCollector
+from worker.producer import BatchProducer
 from worker.records import SourceMessage
 from worker.runtime import WorkerRuntime
-from worker.sinks import OutgoingMessage
 from worker.stall_watchdog import EXIT_STALLED, StallWatchdog, backlog
 
 log = logging.getLogger(__name__)
@@ -44,10 +46,9 @@ BOOTSTRAP_SERVERS = [server.strip() for server in settings.kafka_bootstrap_serve
 
 # aiokafka's own default: above our 1 MB input limit plus enrichment, within the broker's default.
 PRODUCER_MAX_REQUEST_BYTES = 1_048_576
-# A forwarded event is a few KB, so aiokafka's 16 KB default batch holds two; with one batch per
-# partition in a request and one request in flight per broker, a batch of 1,000 events would
-# wait for hundreds of round trips. Batches up to the broker's default message limit make it a
-# handful.
+# A forwarded event is a few KB, so aiokafka's 16 KB default record batch holds two; a batch of
+# 1,000 events would be hundreds of them. Record batches up to the broker's default message limit
+# make it a handful.
 PRODUCER_MAX_BATCH_BYTES = 1_048_576
 OFFSETS_REFRESH_SECONDS = 5.0
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -89,8 +90,6 @@ app = WorkerApp(
     web_port=settings.worker_web_port,
     key_serializer="raw",
     value_serializer="raw",
-    producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
-    producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
     # The leader topic only serves Faust's table assignment; the worker has no tables.
     topic_disable_leader=True,
     Worker=SpinnerlessWorker,
@@ -141,7 +140,15 @@ async def consume_exception_events() -> None:
     global _batches
     await exception_events.maybe_declare()
     await spike_events.maybe_declare()
-    runtime = WorkerRuntime.create(settings, send=_produce)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=BOOTSTRAP_SERVERS,
+        client_id=f"{membership.instance_id or settings.consumer_group}-producer",
+        acks="all",
+        max_request_size=PRODUCER_MAX_REQUEST_BYTES,
+        max_batch_size=PRODUCER_MAX_BATCH_BYTES,
+    )
+    await producer.start()
+    runtime = WorkerRuntime.create(settings, send=BatchProducer(producer).send)
     garbage = BatchGarbageCollector()
 
     async def handle(messages: Sequence[SourceMessage]) -> None:
@@ -164,6 +171,7 @@ async def consume_exception_events() -> None:
         _exit(EXIT_CONSUMER_FAILED)
     finally:
         await runtime.close()
+        await producer.stop()
         _loop_closed.set()
 
 
@@ -173,12 +181,6 @@ async def stop_consuming(sender: faust.App, **_: Any) -> None:
     if _batches is not None:
         await _batches.stop()
         await asyncio.wait_for(_loop_closed.wait(), timeout=SHUTDOWN_WAIT_SECONDS)
-
-
-async def _produce(message: OutgoingMessage) -> Any:
-    return await app.producer.send(
-        message.topic, message.key, message.value, partition=None, timestamp=None, headers=None
-    )
 
 
 @app.timer(interval=OFFSETS_REFRESH_SECONDS)

@@ -44,8 +44,11 @@ class OutputTopics:
     dead_letter: str
 
 
-# Queues one message on the producer and returns the broker acknowledgement to await.
-SendFunction = Callable[[OutgoingMessage], Awaitable[Awaitable[Any]]]
+# Messages queued on the producer together, and the broker's acknowledgement of them to await.
+Queued = tuple[Sequence[OutgoingMessage], Awaitable[Any]]
+# Queues messages on the producer; every message comes back in one of the groups, those it could
+# not queue under an acknowledgement that fails (worker/producer.py).
+SendFunction = Callable[[Sequence[OutgoingMessage]], Awaitable[list[Queued]]]
 
 
 def output_messages(records: Sequence[EventRecord], topics: OutputTopics) -> list[OutgoingMessage]:
@@ -133,19 +136,12 @@ class KafkaSink:
     async def _send_all(
         self, messages: list[OutgoingMessage]
     ) -> tuple[list[OutgoingMessage], BaseException | None]:
-        queued: list[tuple[OutgoingMessage, Awaitable[Any]]] = []
-        unsent: list[OutgoingMessage] = []
-        error: BaseException | None = None
-        for index, message in enumerate(messages):
-            try:
-                queued.append((message, await self._send(message)))
-            except Exception as exc:
-                error, unsent = exc, messages[index:]
-                break
+        queued = await self._send(messages)
         results = await asyncio.gather(*(ack for _, ack in queued), return_exceptions=True)
-        failed = []
-        for (message, _), result in zip(queued, results, strict=True):
+        failed: list[OutgoingMessage] = []
+        error: BaseException | None = None
+        for (group, _), result in zip(queued, results, strict=True):
             if isinstance(result, BaseException):
                 error = error or result
-                failed.append(message)
-        return failed + unsent, error
+                failed.extend(group)
+        return failed, error

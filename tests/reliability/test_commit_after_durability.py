@@ -24,9 +24,9 @@ from tests.reliability.kafka_io import StreamProducer, wait_until_committed
 from tests.reliability.streams import StreamProjects
 from tests.worker.processes import committed_offsets
 from worker.consumer import BatchConsumer, Membership, group_consumer
+from worker.producer import BatchProducer
 from worker.records import SourceMessage
 from worker.runtime import WorkerRuntime
-from worker.sinks import OutgoingMessage
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.timeout(300)]
 
@@ -47,11 +47,7 @@ async def die_after_the_spike(
     there, before that batch's commit. Returns the batch."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
-
-    async def send(message: OutgoingMessage) -> object:
-        return await producer.send(message.topic, message.value, key=message.key)
-
-    runtime = WorkerRuntime.create(settings, send=send)
+    runtime = WorkerRuntime.create(settings, send=BatchProducer(producer).send)
 
     async def handle(batch: Sequence[SourceMessage]) -> None:
         await runtime.handle(batch)

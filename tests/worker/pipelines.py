@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from collections.abc import Sequence
 
 import msgspec
 from redis.asyncio import Redis
@@ -22,7 +22,7 @@ from worker.issues import IssueAssigner
 from worker.pipeline import Pipeline
 from worker.records import SourceMessage
 from worker.redis_stage import RedisStage
-from worker.sinks import KafkaSink, OutgoingMessage
+from worker.sinks import KafkaSink, OutgoingMessage, Queued
 from worker.spike_emission import SpikeStage
 from worker.spike_store import SpikeStore
 from worker.suppress import SuppressionStage
@@ -52,14 +52,18 @@ class KeptMessages:
         self.messages: list[OutgoingMessage] = []
         self._refusals = refusals
 
-    async def __call__(self, message: OutgoingMessage) -> asyncio.Future[Any]:
-        if self._refusals:
-            self._refusals -= 1
-            raise ValueError("the broker refused the message")
-        self.messages.append(message)
-        acknowledged = asyncio.get_running_loop().create_future()
-        acknowledged.set_result(None)
-        return acknowledged
+    async def __call__(self, messages: Sequence[OutgoingMessage]) -> list[Queued]:
+        queued: list[Queued] = []
+        for message in messages:
+            acknowledged = asyncio.get_running_loop().create_future()
+            if self._refusals:
+                self._refusals -= 1
+                acknowledged.set_exception(ValueError("the broker refused the message"))
+            else:
+                self.messages.append(message)
+                acknowledged.set_result(None)
+            queued.append(([message], acknowledged))
+        return queued
 
     def spikes(self) -> list[SpikeEventMessage]:
         return [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ from worker.sinks import (
     KafkaSink,
     OutgoingMessage,
     OutputTopics,
+    Queued,
     accepted_event,
     dead_letter_payload,
     output_messages,
@@ -175,19 +177,26 @@ class FlakyBroker:
         self.attempts: list[bytes] = []
         self.acknowledged: list[bytes] = []
 
-    async def send(self, message: OutgoingMessage) -> asyncio.Future[Any]:
-        self.attempts.append(message.value)
-        if message.value in self.fail_queue:
-            self.fail_queue.discard(message.value)
-            raise KafkaConnectionError("broker unreachable")
-        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if message.value in self.fail_ack:
-            self.fail_ack.discard(message.value)
-            ack.set_exception(KafkaConnectionError("leader moved"))
-        else:
-            self.acknowledged.append(message.value)
-            ack.set_result(None)
-        return ack
+    async def send(self, messages: Sequence[OutgoingMessage]) -> list[Queued]:
+        """One group per message; a message it fails to queue ends the queueing there, and it
+        and the rest come back under a failed acknowledgement."""
+        queued: list[Queued] = []
+        for index, message in enumerate(messages):
+            self.attempts.append(message.value)
+            ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            if message.value in self.fail_queue:
+                self.fail_queue.discard(message.value)
+                ack.set_exception(KafkaConnectionError("broker unreachable"))
+                queued.append((messages[index:], ack))
+                return queued
+            if message.value in self.fail_ack:
+                self.fail_ack.discard(message.value)
+                ack.set_exception(KafkaConnectionError("leader moved"))
+            else:
+                self.acknowledged.append(message.value)
+                ack.set_result(None)
+            queued.append(([message], ack))
+        return queued
 
 
 def messages(*values: bytes) -> list[OutgoingMessage]:
@@ -213,8 +222,10 @@ async def test_messages_not_queued_because_of_an_outage_are_sent_on_the_next_att
 
 
 async def test_a_message_the_broker_can_never_take_is_raised() -> None:
-    async def refuse(message: OutgoingMessage) -> asyncio.Future[Any]:
-        raise MessageSizeTooLargeError()
+    async def refuse(messages: Sequence[OutgoingMessage]) -> list[Queued]:
+        ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        ack.set_exception(MessageSizeTooLargeError())
+        return [(messages, ack)]
 
     with pytest.raises(MessageSizeTooLargeError):
         await KafkaSink(refuse, backoff=QUICK).deliver(messages(b"huge"))
