@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the local Kafka (KRaft), Redis and PostgreSQL that tests and the demo
-# use, without Docker: `bash scripts/services.sh up|down|status [kafka] [redis] [postgres]`.
+# use, without Docker: `bash scripts/services.sh up|down|status [kafka] [redis] [postgres]`, and on
+# demand a Redis Cluster (`redis-cluster`: 3 masters, 3 replicas) that no command starts unasked.
 # It owns only the processes it started (pid files under .services/): it never touches system
 # services, other users' servers or the Python environment.
-# Ports: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), REDIS_PORT (16379), PG_PORT (15432).
+# Ports: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), REDIS_PORT (16379), PG_PORT (15432),
+# REDIS_CLUSTER_PORT (17000: the cluster's six nodes take 17000-17005, their bus ports 27000-27005).
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,14 +17,17 @@ KAFKA_PORT=${KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
 REDIS_PORT=${REDIS_PORT:-16379}
 PG_PORT=${PG_PORT:-15432}
+REDIS_CLUSTER_PORT=${REDIS_CLUSTER_PORT:-17000}
 
 KAFKA_READY_TIMEOUT_SECONDS=90
 KAFKA_STOP_TIMEOUT_SECONDS=30
 REDIS_READY_TIMEOUT_SECONDS=15
 PG_READY_TIMEOUT_SECONDS=60
+REDIS_CLUSTER_READY_TIMEOUT_SECONDS=30
 LOG_TAIL_LINES=30
 
 ALL_SERVICES=(kafka redis postgres)
+ON_DEMAND_SERVICES=(redis-cluster)
 
 say() { printf '%s\n' "$*"; }
 
@@ -273,6 +278,110 @@ redis_status() {
     fi
 }
 
+# --- Redis Cluster ------------------------------------------------------------------------------
+
+REDIS_CLUSTER_STATE_DIR=$STATE_DIR/redis-cluster
+REDIS_CLUSTER_NODES=6
+# A master that stops answering is replaced by its replica after about this long; short, so a
+# failover test does not wait long.
+REDIS_CLUSTER_NODE_TIMEOUT_MS=3000
+
+redis_cluster_ports() { seq "$REDIS_CLUSTER_PORT" $((REDIS_CLUSTER_PORT + REDIS_CLUSTER_NODES - 1)); }
+
+redis_cluster_range() { printf '127.0.0.1:%s-%s' "$REDIS_CLUSTER_PORT" $((REDIS_CLUSTER_PORT + REDIS_CLUSTER_NODES - 1)); }
+
+redis_cluster_pid() { pid_from_file "$REDIS_CLUSTER_STATE_DIR/$1/redis.pid"; }
+
+redis_cluster_info() {
+    redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | tr -d '\r'
+}
+
+# Ready means every node sees all 16384 slots served by three masters, each with its replica.
+redis_cluster_ready() {
+    local port info
+    for port in $(redis_cluster_ports); do
+        info=$(redis_cluster_info "$port")
+        grep -qx 'cluster_state:ok' <<<"$info" || return 1
+        grep -qx 'cluster_size:3' <<<"$info" || return 1
+        (($(redis-cli -h 127.0.0.1 -p "$port" cluster nodes 2>/dev/null |
+            awk '$3 ~ /slave/ && $3 !~ /fail/' | wc -l) == 3)) || return 1
+    done
+}
+
+redis_cluster_start_node() {
+    local port=$1 dir=$REDIS_CLUSTER_STATE_DIR/$1
+    redis_cluster_pid "$port" >/dev/null && return 0
+    port_open "$port" && die "redis-cluster: 127.0.0.1:$port is taken by a process not started here"
+    mkdir -p "$dir"
+    # nodes.conf is kept while the cluster lives, so a node started again (after a test killed it)
+    # rejoins, as a replica of whoever took its slots. Test data only: no snapshots, no AOF.
+    (cd "$dir" && redis-server --bind 127.0.0.1 --port "$port" --daemonize yes \
+        --cluster-enabled yes --cluster-config-file nodes.conf \
+        --cluster-node-timeout "$REDIS_CLUSTER_NODE_TIMEOUT_MS" \
+        --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir" \
+        --save '' --appendonly no 9>&-) || fail_with_log "redis-cluster node $port" "$dir/redis.log"
+    local deadline=$((SECONDS + REDIS_READY_TIMEOUT_SECONDS))
+    until redis_cluster_pid "$port" >/dev/null &&
+        [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]]; do
+        ((SECONDS < deadline)) || fail_with_log "redis-cluster node $port" "$dir/redis.log"
+        sleep 0.2
+    done
+}
+
+redis-cluster_up() {
+    command -v redis-server >/dev/null || apt_install redis-server
+    local port
+    for port in $(redis_cluster_ports); do redis_cluster_start_node "$port"; done
+    if redis_cluster_info "$REDIS_CLUSTER_PORT" | grep -qx 'cluster_slots_assigned:0'; then
+        local -a nodes=()
+        for port in $(redis_cluster_ports); do nodes+=("127.0.0.1:$port"); done
+        say "redis-cluster: creating 3 masters with a replica each on $(redis_cluster_range)"
+        redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
+            >"$REDIS_CLUSTER_STATE_DIR/create.log" 2>&1 ||
+            fail_with_log redis-cluster "$REDIS_CLUSTER_STATE_DIR/create.log"
+    fi
+    local deadline=$((SECONDS + REDIS_CLUSTER_READY_TIMEOUT_SECONDS))
+    until redis_cluster_ready; do
+        if ((SECONDS >= deadline)); then
+            redis-cli --cluster check "127.0.0.1:$REDIS_CLUSTER_PORT" \
+                >"$REDIS_CLUSTER_STATE_DIR/check.log" 2>&1 || true
+            fail_with_log redis-cluster "$REDIS_CLUSTER_STATE_DIR/check.log"
+        fi
+        sleep 0.5
+    done
+    say "redis-cluster: up on $(redis_cluster_range), logs under $REDIS_CLUSTER_STATE_DIR"
+}
+
+redis-cluster_down() {
+    local port pid stopped=0
+    for port in $(redis_cluster_ports); do
+        if pid=$(redis_cluster_pid "$port"); then
+            stop_pid "$pid" 10
+            stopped=$((stopped + 1))
+        fi
+        # The next `up` creates a fresh cluster: its data was only ever test data.
+        rm -f "$REDIS_CLUSTER_STATE_DIR/$port/redis.pid" "$REDIS_CLUSTER_STATE_DIR/$port/nodes.conf"
+    done
+    say "redis-cluster: stopped $stopped nodes"
+}
+
+redis-cluster_status() {
+    local port
+    local -a down=()
+    for port in $(redis_cluster_ports); do
+        redis_cluster_pid "$port" >/dev/null || down+=("$port")
+    done
+    if ((${#down[@]} == 0)) && redis_cluster_ready; then
+        say "redis-cluster: up on $(redis_cluster_range)"
+    elif ((${#down[@]} == REDIS_CLUSTER_NODES)); then
+        say "redis-cluster: down"
+        return 1
+    else
+        say "redis-cluster: degraded (nodes not running: ${down[*]:-none}; slots not all served)"
+        return 1
+    fi
+}
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 pg_bin_dir() {
@@ -397,12 +506,19 @@ export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 export TEST_POSTGRES_URL=postgresql+asyncpg://spikewatch:spikewatch@127.0.0.1:$PG_PORT/spikewatch_test
 EOF
+    # Only while the cluster runs: its tests skip without it rather than fail on a cluster nobody
+    # asked for.
+    if redis_cluster_pid "$REDIS_CLUSTER_PORT" >/dev/null; then
+        printf 'export TEST_REDIS_CLUSTER_URL=redis://127.0.0.1:%s\n' "$REDIS_CLUSTER_PORT" \
+            >>"$STATE_DIR/env"
+    fi
 }
 
 usage() {
     cat >&2 <<'EOF'
-usage: bash scripts/services.sh up|down|status [kafka] [redis] [postgres]
-  up      start the named services (all when none named) and write .services/env
+usage: bash scripts/services.sh up|down|status [kafka] [redis] [postgres] [redis-cluster]
+  up      start the named services (kafka, redis, postgres when none named) and write
+          .services/env; redis-cluster (3 masters, 3 replicas) starts only when named
   down    stop the named services that this script started
   status  print each named service up or down; exit 1 when any of them is down
 EOF
@@ -417,8 +533,8 @@ main() {
     ((${#services[@]} > 0)) || services=("${ALL_SERVICES[@]}")
     for name in "${services[@]}"; do
         case $name in
-            kafka | redis | postgres) ;;
-            *) die "unknown service '$name' (expected: ${ALL_SERVICES[*]})" ;;
+            kafka | redis | postgres | redis-cluster) ;;
+            *) die "unknown service '$name' (expected: ${ALL_SERVICES[*]} ${ON_DEMAND_SERVICES[*]})" ;;
         esac
     done
 
