@@ -12,13 +12,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import READ_SCOPE, WRITE_SCOPE, has_scope, hash_key, key_matches, may_access_project
 from api.errors import AUTHENTICATION_ERROR, ApiError, not_found
 from api.request_bodies import INT32_MAX
+from schemas.redis_client import RedisClient as AnyRedis
 from schemas.tables import PersonalApiKey, Project, utcnow
 
 # Recording every use would turn each read into a write; an hour is precise enough to spot
@@ -38,12 +38,12 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def redis_client(request: Request) -> Redis:
+def redis_client(request: Request) -> AnyRedis:
     return request.app.state.redis
 
 
 Session = Annotated[AsyncSession, Depends(db_session)]
-RedisClient = Annotated[Redis, Depends(redis_client)]
+RedisClient = Annotated[AnyRedis, Depends(redis_client)]
 
 
 async def api_key(

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -114,6 +114,8 @@ def install_error_handlers(app: FastAPI) -> None:
     for outage in DATABASE_OUTAGES:
         app.add_exception_handler(outage, _database_unavailable)
     app.add_exception_handler(RedisError, _redis_unavailable)
+    # The cluster client's "no node serves these slots" is not a RedisError.
+    app.add_exception_handler(RedisClusterException, _redis_unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from redis.asyncio import Redis
 
 from api import docs_page, health
 from api.body_limit import BodyLimitMiddleware
@@ -30,6 +29,7 @@ from api.routes import (
 from api.routes import settings as settings_routes
 from api.security_headers import SecurityHeadersMiddleware
 from schemas.db import make_engine, make_sessionmaker
+from schemas.redis_client import make_redis
 from schemas.settings import Settings, get_settings
 
 # A request should fail fast (503) when a backing service is down, not hang until the client
@@ -46,10 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url, **_engine_options(settings.database_url))
         app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.redis = Redis.from_url(
+        app.state.redis = make_redis(
             settings.redis_url,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            cluster=settings.redis_cluster,
+            timeout_seconds=REDIS_TIMEOUT_SECONDS,
         )
         try:
             yield

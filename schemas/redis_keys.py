@@ -6,8 +6,8 @@ a project's keys, on a single Redis and on Redis Cluster alike.
 
 from __future__ import annotations
 
-# One hash for all projects: the API HINCRBYs a project's field after each committed config write;
-# the worker reads the whole hash once per batch (one round trip, whatever the project count).
+# Before per-project versions, one hash held every project's; nothing writes it any more, and
+# bench/redis_cleanup.py still clears it from a Redis that an older version used.
 CONFIG_VERSIONS_KEY = "spikewatch:config_versions"
 
 
@@ -15,6 +15,8 @@ def project_tag(project_id: int) -> str:
     return f"{{p:{project_id}}}"
 
 
-def bump_config_version_args(project_id: int) -> tuple[str, str]:
-    """(key, field) for ``HINCRBY key field 1`` after a committed config write."""
-    return CONFIG_VERSIONS_KEY, str(project_id)
+def config_version_key(project_id: int) -> str:
+    """The project's config version: the API ``INCR``s it after each committed config write; the
+    worker reads those of a batch's projects once per batch. Under the project's hash tag, it
+    lives on the cluster node of the project's other keys."""
+    return f"{project_tag(project_id)}:config_version"

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = "redis://127.0.0.1:16379/0"
+    # Redis Cluster: REDIS_URL then names one or more of its nodes, comma-separated
+    # (schemas/redis_client.py).
+    redis_cluster: bool = False
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
 
     topic_exception_events: str = "exception_events"

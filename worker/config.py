@@ -1,9 +1,10 @@
 """Per-project configuration the worker needs, loaded from the database and cached between batches.
 
 A project's entry is reloaded when its version in Redis (bumped by the API after each committed
-write) changes; versions are read once per batch. Every entry is also reloaded after
-``CONFIG_RECHECK_SECONDS``, so a bump that never reached Redis heals by itself. Without Redis only
-that recheck reloads (fail open). Never writes configuration: the API owns it.
+write) changes; the versions of a batch's projects are read once per batch, one round trip per
+Redis node. Every entry is also reloaded after ``CONFIG_RECHECK_SECONDS``, so a bump that never
+reached Redis heals by itself. A project whose Redis node is unavailable keeps its cached config
+until that recheck (fail open). Never writes configuration: the API owns it.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
-import redis.asyncio
-import redis.exceptions
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schemas.redis_keys import CONFIG_VERSIONS_KEY
+from schemas.redis_client import RedisClient
+from schemas.redis_keys import config_version_key
 from worker import metrics
 from worker.lru import LruCache
 from worker.project_config import ProjectConfig, load_project_configs
+from worker.redis_nodes import AnyPipeline, pipelined_by_node
 from worker.retry import retry_infrastructure
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class ProjectConfigCache:
     def __init__(
         self,
         engine: AsyncEngine,
-        redis_client: redis.asyncio.Redis,
+        redis_client: RedisClient,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -58,30 +59,41 @@ class ProjectConfigCache:
         self._configs: dict[int, ProjectConfig] = {}
         # The version each cached project had when it was loaded, and when that was.
         self._loaded: dict[int, _Loaded] = {}
-        self._versions: dict[int, str] = {}
+        # The versions read by the last refresh; None for a project never bumped.
+        self._versions: dict[int, str | None] = {}
         self._unknown_checked_at: LruCache[int, float] = LruCache(MAX_REMEMBERED_UNKNOWN_PROJECTS)
         self._redis_down_logged_at: float | None = None
 
-    async def refresh(self) -> None:
-        """Read every project's config version (one round trip) and drop what changed or is due
-        for its periodic recheck."""
+    async def refresh(self, project_ids: Collection[int]) -> None:
+        """Read the config versions of ``project_ids`` (a batch's) and drop what changed or is
+        due for its periodic recheck."""
         now = self._clock()
         for project_id, loaded in list(self._loaded.items()):
             if now - loaded.at >= CONFIG_RECHECK_SECONDS:
                 self._forget(project_id)
-        try:
-            raw = await self._redis.hgetall(CONFIG_VERSIONS_KEY)
-        except (redis.exceptions.RedisError, OSError) as exc:
-            metrics.REDIS_FAIL_OPEN.labels(stage="config").inc()
-            self._log_redis_down(exc)
-            return
-        self._redis_down_logged_at = None
-        self._versions = {
-            int(field): _text(version) for field, version in raw.items() if _text(field).isdigit()
-        }
-        for project_id, loaded in list(self._loaded.items()):
-            if self._versions.get(project_id) != loaded.version:
+        ids = [pid for pid in set(project_ids) if PROJECT_IDS.start <= pid < PROJECT_IDS.stop]
+        keys = [config_version_key(project_id) for project_id in ids]
+
+        def queue(pipe: AnyPipeline, index: int) -> None:
+            pipe.get(keys[index])
+
+        self._versions = {}
+        failure: Exception | None = None
+        results = await pipelined_by_node(self._redis, keys, queue)
+        for project_id, result in zip(ids, results, strict=True):
+            reply = result if isinstance(result, Exception) else result[0]
+            if isinstance(reply, Exception):
+                failure = reply
+                continue
+            self._versions[project_id] = None if reply is None else _text(reply)
+            loaded = self._loaded.get(project_id)
+            if loaded is not None and loaded.version != self._versions[project_id]:
                 self._forget(project_id)
+        if failure is None:
+            self._redis_down_logged_at = None
+        else:
+            metrics.REDIS_FAIL_OPEN.labels(stage="config").inc()
+            self._log_redis_down(failure)
 
     async def configs_for(self, project_ids: Collection[int]) -> dict[int, ProjectConfig]:
         """The config of each of ``project_ids`` that exists; unknown ids are left out."""
@@ -121,7 +133,7 @@ class ProjectConfigCache:
         last = self._redis_down_logged_at
         if last is None or now - last >= REDIS_DOWN_LOG_INTERVAL_SECONDS:
             self._redis_down_logged_at = now
-            log.warning("Redis unavailable (%r): keeping the cached project configs", exc)
+            log.warning("Redis unavailable (%r): keeping the cached configs of its projects", exc)
 
 
 def _text(value: bytes | str) -> str:

@@ -74,9 +74,10 @@ class Pipeline:
     async def _known_projects(
         self, batch: Sequence[EventRecord]
     ) -> tuple[Sequence[EventRecord], Mapping[int, ProjectConfig]]:
-        await self.project_configs.refresh()
         pending = in_flight(batch)
-        configs = await self.project_configs.configs_for({r.project_id for r in pending})
+        project_ids = {r.project_id for r in pending}
+        await self.project_configs.refresh(project_ids)
+        configs = await self.project_configs.configs_for(project_ids)
         for record in pending:
             if record.project_id not in configs:
                 record.reject(

@@ -1,9 +1,10 @@
-"""The Redis stages of a batch: spike counting, then rate limits, in one pipelined round trip.
+"""The Redis stages of a batch: spike counting, then rate limits, in one pipelined round trip
+per Redis node.
 
-Owns the round trip (one script call per project doing both, all projects in one
-non-transactional pipeline) and failing open when Redis is unavailable. It never decides spikes
-and never forwards events: it returns, per project, one rate-limit outcome per event and the
-counts for the decision.
+Owns the round trips (one script call per project doing both; the projects of one node in one
+non-transactional pipeline, the nodes concurrently) and failing open, project by project, when
+the node of a project is unavailable. It never decides spikes and never forwards events: it
+returns, per project, one rate-limit outcome per event and the counts for the decision.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from importlib.resources import files
 from typing import Any
 
 from prometheus_client import Counter
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
+from schemas.redis_client import RedisClient
+from schemas.redis_keys import project_tag
 from worker.counting import (
     COUNTING_LUA,
     CountedEvent,
@@ -27,6 +29,7 @@ from worker.counting import (
     partition_slots,
 )
 from worker.rate_limits import RATE_LIMITS_LUA, RateLimitCall, RateLimitOutcome, RateLimits
+from worker.redis_nodes import AnyPipeline, CallResult, pipelined_by_node
 from worker.spike_rule import adaptive_history_buckets
 
 logger = logging.getLogger(__name__)
@@ -70,13 +73,13 @@ class RedisStage:
 
     Counting and rate limiting are two scripts so that each one reads as one job; each keeps its
     own per-partition watermark, so each is exactly-once on its own. They run as one script call
-    per project, all projects in one pipeline: one round trip per batch (three after Redis lost
-    its scripts).
+    per project, the projects of each node in one pipeline: one round trip per node a batch
+    touches (two after the node lost its scripts).
     """
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         topic: str,
         bucket_size_seconds: int = 300,
@@ -112,10 +115,7 @@ class RedisStage:
         rings = {
             project_id: self._ring_buckets if project_id in adaptive else 0 for project_id in work
         }
-        try:
-            replies = await self._execute(work, now, rings)
-        except (RedisError, OSError) as exc:
-            replies = [exc] * len(work)
+        replies = await self._execute(work, now, rings)
 
         projects: dict[int, ProjectResult] = {}
         failure: Exception | None = None
@@ -143,38 +143,56 @@ class RedisStage:
     async def _execute(
         self, work: Mapping[int, ProjectBatch], now: float, rings: Mapping[int, int]
     ) -> list[Any]:
-        replies = await self._send(work, now, rings)
-        if any(isinstance(reply, NoScriptError) for reply in replies):
-            # Redis restarted or flushed its scripts. Sending the whole batch again is safe: the
-            # watermarks turn whatever already ran into a replay with the same outcome.
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.script_load(self._script.script)
-                await pipe.execute()
-            replies = await self._send(work, now, rings)
+        """Per project, the script's reply or the error that failed it."""
+        project_ids = list(work)
+        replies = _first_replies(await self._send(work, project_ids, now, rings, load=False))
+        lost = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if lost:
+            # A node restarted, failed over or flushed its scripts. Sending those projects again
+            # is safe: the watermarks turn whatever already ran into a replay with the same
+            # outcome.
+            again = [project_ids[index] for index in lost]
+            resent = _first_replies(await self._send(work, again, now, rings, load=True))
+            for index, reply in zip(lost, resent, strict=True):
+                replies[index] = reply
         return replies
 
     async def _send(
-        self, work: Mapping[int, ProjectBatch], now: float, rings: Mapping[int, int]
-    ) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for project_id, (limits, events) in work.items():
-                slots = partition_slots(events)
-                counting_keys = self._counting.keys(project_id, slots)
-                keys = counting_keys + self._rate_limits.keys(project_id, slots)
-                args: list[str | int] = [
-                    len(counting_keys),
-                    *self._counting.fixed_args(project_id, now, rings[project_id]),
-                    *self._rate_limits.fixed_args(project_id, limits, now),
-                ]
-                for event in events:
-                    args += (
-                        slots[event.partition],
-                        event.offset,
-                        event.issue_id,
-                        repr(event.timestamp),
-                    )
+        self,
+        work: Mapping[int, ProjectBatch],
+        project_ids: Sequence[int],
+        now: float,
+        rings: Mapping[int, int],
+        *,
+        load: bool,
+    ) -> list[CallResult]:
+        def queue(pipe: AnyPipeline, index: int) -> None:
+            project_id = project_ids[index]
+            limits, events = work[project_id]
+            slots = partition_slots(events)
+            counting_keys = self._counting.keys(project_id, slots)
+            keys = counting_keys + self._rate_limits.keys(project_id, slots)
+            args: list[str | int] = [
+                len(counting_keys),
+                *self._counting.fixed_args(project_id, now, rings[project_id]),
+                *self._rate_limits.fixed_args(project_id, limits, now),
+            ]
+            for event in events:
+                args += (
+                    slots[event.partition],
+                    event.offset,
+                    event.issue_id,
+                    repr(event.timestamp),
+                )
+            if load and len(pipe) == 0:
+                # The first call on a node's connection sends the script itself, which caches it
+                # there for the calls queued after it: no separate SCRIPT LOAD to route.
+                pipe.eval(self._script.script, len(keys), *keys, *args)
+            else:
                 pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-            return await pipe.execute(raise_on_error=False)
+
+        keys = [project_tag(project_id) for project_id in project_ids]
+        return await pipelined_by_node(self._redis, keys, queue)
 
     def _note_failure(self, error: Exception, failed_events: int) -> None:
         # Failing open keeps events flowing during a Redis outage; a limit or a spike missed for
@@ -204,3 +222,8 @@ class RedisStage:
             )
             self._last_failure_log = None
             self._events_failed_open_since_log = 0
+
+
+def _first_replies(results: Sequence[CallResult]) -> list[Any]:
+    """Each call's one reply (a project's call is one command), or its node's error."""
+    return [result if isinstance(result, Exception) else result[0] for result in results]

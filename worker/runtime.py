@@ -11,12 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.db import make_engine
+from schemas.redis_client import RedisClient, make_redis
 from schemas.settings import Settings
 from worker import metrics
 from worker.config import ProjectConfigCache
@@ -43,7 +41,7 @@ REDIS_RETRIES = 1
 @dataclass(slots=True)
 class WorkerRuntime:
     engine: AsyncEngine
-    redis: redis.asyncio.Redis
+    redis: RedisClient
     pipeline: Pipeline
     sink: KafkaSink
     topics: OutputTopics
@@ -53,7 +51,7 @@ class WorkerRuntime:
         cls, settings: Settings, send: SendFunction, *, clock: Callable[[], float] = time.time
     ) -> WorkerRuntime:
         engine = make_engine(settings.database_url)
-        redis_client = connect_redis(settings.redis_url)
+        redis_client = connect_redis(settings.redis_url, cluster=settings.redis_cluster)
         sink = KafkaSink(send)
         pipeline = build_pipeline(settings, engine, redis_client, sink, clock=clock)
         topics = OutputTopics(
@@ -76,20 +74,17 @@ class WorkerRuntime:
         await self.engine.dispose()
 
 
-def connect_redis(url: str) -> redis.asyncio.Redis:
-    """A client that gives up on an unavailable Redis within about a second."""
-    return redis.asyncio.Redis.from_url(
-        url,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), REDIS_RETRIES),
+def connect_redis(url: str, *, cluster: bool = False) -> RedisClient:
+    """A client that gives up on an unavailable Redis node within about a second."""
+    return make_redis(
+        url, cluster=cluster, timeout_seconds=REDIS_TIMEOUT_SECONDS, retries=REDIS_RETRIES
     )
 
 
 def build_pipeline(
     settings: Settings,
     engine: AsyncEngine,
-    redis_client: redis.asyncio.Redis,
+    redis_client: RedisClient,
     sink: KafkaSink,
     *,
     clock: Callable[[], float] = time.time,

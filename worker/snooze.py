@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
+from schemas.redis_client import RedisClient
 from schemas.redis_keys import project_tag
+from worker.redis_nodes import AnyPipeline, pipelined_by_node
 
 PENDING = "pending:"
 PUBLISHED = "published:"
@@ -61,22 +61,25 @@ def kafka_position(partition: int, offset: int) -> str:
 
 
 async def acquire_snoozes(
-    redis: Redis, locks: Sequence[SnoozeLock], positions: Container[str]
-) -> list[bool]:
-    """Take every lock in one round trip, whatever their projects, for a batch of the events at
-    ``positions`` (``kafka_position``). For each: may its spike go out now? Yes if it got the
-    lock, or if this same spike took it from a batch this one redelivers and was never confirmed
-    as published."""
-    if not locks:
-        return []
-    async with redis.pipeline(transaction=False) as pipe:
-        for lock in locks:
-            pipe.set(lock.key, lock.pending, nx=True, ex=lock.seconds)
-            pipe.get(lock.key)
-        replies = await pipe.execute()
-    granted = []
-    for index, lock in enumerate(locks):
-        taken, holder = replies[2 * index], replies[2 * index + 1]
+    redis: RedisClient, locks: Sequence[SnoozeLock], positions: Container[str]
+) -> list[bool | None]:
+    """Take every lock, whatever their projects, in one round trip per Redis node, for a batch of
+    the events at ``positions`` (``kafka_position``). For each: may its spike go out now? Yes if
+    it got the lock, or if this same spike took it from a batch this one redelivers and was never
+    confirmed as published; None if its node failed, so nobody knows."""
+
+    def queue(pipe: AnyPipeline, index: int) -> None:
+        lock = locks[index]
+        pipe.set(lock.key, lock.pending, nx=True, ex=lock.seconds)
+        pipe.get(lock.key)
+
+    results = await pipelined_by_node(redis, [lock.key for lock in locks], queue)
+    granted: list[bool | None] = []
+    for lock, result in zip(locks, results, strict=True):
+        if isinstance(result, Exception) or any(isinstance(r, Exception) for r in result):
+            granted.append(None)
+            continue
+        taken, holder = result
         if isinstance(holder, bytes):
             holder = holder.decode()
         granted.append(
@@ -85,16 +88,20 @@ async def acquire_snoozes(
     return granted
 
 
-async def confirm_snoozes(redis: Redis, locks: Sequence[SnoozeLock]) -> None:
-    """Mark the locks of spikes the broker acknowledged (one round trip), keeping each lock's
-    expiry; a lock that expired meanwhile stays gone."""
-    if not locks:
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        for lock in locks:
-            pipe.set(lock.key, PUBLISHED + lock.spike_id, xx=True, keepttl=True)
-        await pipe.execute()
+async def confirm_snoozes(redis: RedisClient, locks: Sequence[SnoozeLock]) -> int:
+    """Mark the locks of spikes the broker acknowledged (one round trip per node), keeping each
+    lock's expiry; a lock that expired meanwhile stays gone. The number that could not be marked
+    because their node failed."""
+
+    def queue(pipe: AnyPipeline, index: int) -> None:
+        lock = locks[index]
+        pipe.set(lock.key, PUBLISHED + lock.spike_id, xx=True, keepttl=True)
+
+    results = await pipelined_by_node(redis, [lock.key for lock in locks], queue)
+    return sum(
+        isinstance(result, Exception) or isinstance(result[0], Exception) for result in results
+    )
 
 
-async def release_snooze(redis: Redis, lock: SnoozeLock) -> None:
+async def release_snooze(redis: RedisClient, lock: SnoozeLock) -> None:
     await redis.delete(lock.key)

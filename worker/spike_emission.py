@@ -12,9 +12,9 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import msgspec
-from redis.asyncio import Redis
 
 from schemas.events import SpikeEventMessage
+from schemas.redis_client import RedisClient
 from worker import metrics
 from worker.counting import ProjectCounts
 from worker.outcomes import Outcome
@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 
 class SpikeStage:
-    def __init__(self, redis: Redis, store: SpikeStore, sink: KafkaSink, *, topic: str) -> None:
+    def __init__(
+        self, redis: RedisClient, store: SpikeStore, sink: KafkaSink, *, topic: str
+    ) -> None:
         self._redis = redis
         self._store = store
         self._sink = sink

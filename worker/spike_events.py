@@ -13,10 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from schemas.events import SpikeEventMessage, SpikeIssue
+from schemas.redis_client import REDIS_UNAVAILABLE, RedisClient
 from worker.snooze import SnoozeLock, acquire_snoozes, confirm_snoozes, release_snooze
 from worker.spike_rule import SpikeCandidate, SpikeConfig
 
@@ -80,7 +78,7 @@ class SpikeEmissions:
 
 
 async def emit_spikes(
-    redis: Redis,
+    redis: RedisClient,
     candidates: Mapping[int, Sequence[SpikeCandidate]],
     issues: Mapping[str, SpikeIssue],
     configs: Mapping[int, SpikeConfig],
@@ -89,7 +87,8 @@ async def emit_spikes(
     positions: BatchPositions,
 ) -> SpikeEmissions:
     """Publish a spike event for every candidate (by project) whose issue is not snoozed,
-    snoozing it; the locks of all projects are taken in one round trip and confirmed in another.
+    snoozing it; the locks of all projects are taken in one round trip per Redis node and
+    confirmed in another.
 
     ``issues`` gives each issue's name and description; an issue missing from it is published
     with its id only. ``now`` (epoch seconds) becomes ``detected_at``. ``positions`` are the
@@ -112,18 +111,17 @@ async def emit_spikes(
             planned[project_id, candidate.issue_id] = (event, lock)
     if not planned:
         return emissions
-    try:
-        granted = await acquire_snoozes(
-            redis, [lock for _, lock in planned.values()], positions.events
-        )
-    except RedisError:
+    granted = await acquire_snoozes(redis, [lock for _, lock in planned.values()], positions.events)
+    unknown = granted.count(None)
+    if unknown:
         # Without the lock a spike could be published by every batch; skipping is safe because
         # the next batch decides again on the same counts.
-        logger.warning("Could not take the snooze locks of %d spikes; they wait", len(planned))
-        return emissions
+        logger.warning("Could not take the snooze locks of %d spikes; they wait", unknown)
 
     published: list[SnoozeLock] = []
     for (event, lock), go in zip(planned.values(), granted, strict=True):
+        if go is None:
+            continue
         if not go:
             emissions.snoozed.append(lock.issue_id)
             continue
@@ -140,19 +138,17 @@ async def emit_spikes(
     return emissions
 
 
-async def _confirm(redis: Redis, locks: list[SnoozeLock]) -> None:
-    try:
-        await confirm_snoozes(redis, locks)
-    except RedisError:
+async def _confirm(redis: RedisClient, locks: list[SnoozeLock]) -> None:
+    if unmarked := await confirm_snoozes(redis, locks):
         # The locks stay pending: a redelivery of this batch would publish these spikes again,
         # under the same ids. Their snooze holds either way.
-        logger.warning("Could not mark %d published spikes in Redis", len(locks))
+        logger.warning("Could not mark %d published spikes in Redis", unmarked)
 
 
-async def _release(redis: Redis, lock: SnoozeLock) -> None:
+async def _release(redis: RedisClient, lock: SnoozeLock) -> None:
     try:
         await release_snooze(redis, lock)
-    except RedisError:
+    except REDIS_UNAVAILABLE:
         logger.warning(
             "Could not release the snooze of issue %s; it expires on its own", lock.issue_id
         )

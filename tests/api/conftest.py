@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api import admin
 from api.main import create_app
 from schemas.db import make_engine, make_sessionmaker
-from schemas.redis_keys import CONFIG_VERSIONS_KEY
 from schemas.settings import Settings
 from tests.support.databases import database_url  # noqa: F401  (the parametrized fixture)
 
@@ -54,10 +53,18 @@ def api_redis_url(redis_url: str) -> str:
 @pytest.fixture
 async def api_redis(api_redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(api_redis_url, decode_responses=True)
-    await client.delete(CONFIG_VERSIONS_KEY)
+    await _forget_config_versions(client)
     yield client
-    await client.delete(CONFIG_VERSIONS_KEY)
+    await _forget_config_versions(client)
     await client.aclose()
+
+
+async def _forget_config_versions(client: Redis) -> None:
+    # The API tests' projects reuse small ids in a database of their own; their versions must
+    # start from nothing in each test.
+    versions = [key async for key in client.scan_iter(match="{p:*}:config_version")]
+    if versions:
+        await client.delete(*versions)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from redis.asyncio import Redis
 
-from schemas.redis_keys import CONFIG_VERSIONS_KEY
+from schemas.redis_keys import config_version_key
 from tests.api.conftest import ProjectAccess
 
 NO_LIMITS = {
@@ -23,7 +23,7 @@ async def test_first_read_creates_settings_without_limits(
     response = await client.get(acme.url("settings/retrieve_settings/"), headers=acme.read)
 
     assert (response.status_code, response.json()) == (200, NO_LIMITS)
-    assert await api_redis.hget(CONFIG_VERSIONS_KEY, str(acme.project_id)) is None
+    assert await api_redis.get(config_version_key(acme.project_id)) is None
 
 
 async def test_update_answers_200_with_the_settings_and_keeps_fields_not_sent(
@@ -116,8 +116,8 @@ async def test_each_update_bumps_the_config_version_by_one(
     )
 
     assert refused.status_code == 400
-    assert await api_redis.hget(CONFIG_VERSIONS_KEY, str(acme.project_id)) == "3"
-    assert await api_redis.hget(CONFIG_VERSIONS_KEY, str(globex.project_id)) is None
+    assert await api_redis.get(config_version_key(acme.project_id)) == "3"
+    assert await api_redis.get(config_version_key(globex.project_id)) is None
 
 
 async def test_update_accepts_a_form_and_an_empty_field_means_null(

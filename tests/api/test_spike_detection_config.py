@@ -10,7 +10,7 @@ import httpx
 from redis.asyncio import Redis
 
 from api.routes.spike_detection_config import SpikeDetector
-from schemas.redis_keys import CONFIG_VERSIONS_KEY
+from schemas.redis_keys import config_version_key
 from schemas.tables import SPIKE_DETECTORS
 from tests.api.conftest import ProjectAccess
 
@@ -75,7 +75,7 @@ async def test_each_update_bumps_the_config_version_by_one(
             headers=acme.write,
         )
 
-    assert await api_redis.hget(CONFIG_VERSIONS_KEY, str(acme.project_id)) == "2"
+    assert await api_redis.get(config_version_key(acme.project_id)) == "2"
 
 
 def test_the_api_accepts_exactly_the_detectors_the_worker_knows() -> None:

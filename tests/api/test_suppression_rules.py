@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.main import create_app
 from schemas.property_filters import OPERATORS
-from schemas.redis_keys import CONFIG_VERSIONS_KEY
+from schemas.redis_keys import config_version_key
 from schemas.settings import Settings
 from schemas.tables import SuppressionRule
 from tests.api.conftest import ProjectAccess
@@ -296,18 +296,18 @@ async def test_delete_answers_204_and_the_rule_is_gone(
 async def test_create_update_and_delete_each_bump_the_config_version_once(
     client: httpx.AsyncClient, acme: ProjectAccess, api_redis: Redis
 ) -> None:
-    version_key = str(acme.project_id)
+    version_key = config_version_key(acme.project_id)
     rule = await create_rule(client, acme)
-    after_create = await api_redis.hget(CONFIG_VERSIONS_KEY, version_key)
+    after_create = await api_redis.get(version_key)
     await client.patch(
         acme.url(f"suppression_rules/{rule['id']}/"),
         json={"sampling_rate": 0.5},
         headers=acme.write,
     )
-    after_update = await api_redis.hget(CONFIG_VERSIONS_KEY, version_key)
+    after_update = await api_redis.get(version_key)
     await client.post(acme.url("suppression_rules/"), json={"sampling_rate": 7}, headers=acme.write)
     await client.delete(acme.url(f"suppression_rules/{rule['id']}/"), headers=acme.write)
-    after_delete = await api_redis.hget(CONFIG_VERSIONS_KEY, version_key)
+    after_delete = await api_redis.get(version_key)
 
     assert (after_create, after_update, after_delete) == ("1", "2", "3")
 
@@ -383,7 +383,7 @@ async def test_reorder_naming_an_unknown_rule_or_another_projects_rule_is_400_an
     first, second = [await create_rule(client, acme) for _ in range(2)]
     foreign = await create_rule(client, globex)
     unknown = str(uuid.uuid4())
-    version_before = await api_redis.hget(CONFIG_VERSIONS_KEY, str(acme.project_id))
+    version_before = await api_redis.get(config_version_key(acme.project_id))
 
     answers = []
     for stranger in (unknown, foreign["id"]):
@@ -411,22 +411,22 @@ async def test_reorder_naming_an_unknown_rule_or_another_projects_rule_is_400_an
         globex.url(f"suppression_rules/{foreign['id']}/"), headers=globex.read
     )
     assert foreign_now.json() == foreign
-    assert await api_redis.hget(CONFIG_VERSIONS_KEY, str(acme.project_id)) == version_before
+    assert await api_redis.get(config_version_key(acme.project_id)) == version_before
 
 
 async def test_reorder_bumps_the_config_version_once_and_an_empty_reorder_changes_nothing(
     client: httpx.AsyncClient, acme: ProjectAccess, api_redis: Redis
 ) -> None:
-    version_key = str(acme.project_id)
+    version_key = config_version_key(acme.project_id)
     first, second = [await create_rule(client, acme) for _ in range(2)]
-    after_creates = await api_redis.hget(CONFIG_VERSIONS_KEY, version_key)
+    after_creates = await api_redis.get(version_key)
 
     reordered = await client.patch(
         acme.url("suppression_rules/reorder/"),
         json={"orders": {second["id"]: 0, first["id"]: 1}},
         headers=acme.write,
     )
-    after_reorder = await api_redis.hget(CONFIG_VERSIONS_KEY, version_key)
+    after_reorder = await api_redis.get(version_key)
     empty = await client.patch(acme.url("suppression_rules/reorder/"), headers=acme.write)
     no_orders = await client.patch(
         acme.url("suppression_rules/reorder/"), json={"orders": {}}, headers=acme.write
@@ -434,7 +434,7 @@ async def test_reorder_bumps_the_config_version_once_and_an_empty_reorder_change
 
     assert [reordered.status_code, empty.status_code, no_orders.status_code] == [204, 204, 204]
     assert (after_creates, after_reorder) == ("2", "3")
-    assert await api_redis.hget(CONFIG_VERSIONS_KEY, version_key) == "3"
+    assert await api_redis.get(version_key) == "3"
     assert await rule_ids_in_order(client, acme) == [second["id"], first["id"]]
 
 

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from api.main import REDIS_TIMEOUT_SECONDS
 from loadtest.api_server import running_api
-from schemas.redis_keys import bump_config_version_args
+from schemas.redis_keys import config_version_key
 from tests.api.conftest import ProjectAccess
 from tests.support.own_servers import OwnRedis
 
@@ -43,8 +43,7 @@ READS = (
 async def _config_version(redis_url: str, project_id: int) -> int | None:
     client = Redis.from_url(redis_url, decode_responses=True)
     try:
-        key, field = bump_config_version_args(project_id)
-        value = await client.hget(key, field)
+        value = await client.get(config_version_key(project_id))
         return None if value is None else int(value)
     finally:
         await client.aclose()

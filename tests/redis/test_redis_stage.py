@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
+from hashlib import sha1
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from redis.asyncio.connection import Connection
 from tests.support.own_servers import OwnRedis, no_retry_client
 from worker.counting import CountedEvent
 from worker.rate_limits import RateLimitOutcome, RateLimits
-from worker.redis_stage import RedisStage
+from worker.redis_stage import COUNT_AND_LIMIT_LUA, RedisStage
 
 pytestmark = pytest.mark.redis
 
@@ -91,10 +92,11 @@ async def test_redis_without_the_scripts_gets_them_loaded_within_the_batch(
     stage = RedisStage(client, topic=TOPIC)
     CountingConnection.writes = 0
 
-    result = await stage.apply(batch_of(1), NOW)
+    result = await stage.apply(batch_of(1, 2), NOW)
 
-    # The batch (refused: NOSCRIPT), loading both scripts, the batch again.
-    assert CountingConnection.writes == 3
+    # The batch (refused: NOSCRIPT), then the batch again, its first call sending the script.
+    assert CountingConnection.writes == 2
+    assert await client.script_exists(sha1(COUNT_AND_LIMIT_LUA.encode()).hexdigest()) == [True]
     assert result.redis_failed is False
     assert result.projects[1].counts is not None
     assert result.projects[1].counts.issues["a"].current == 3

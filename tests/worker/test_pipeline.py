@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from schemas.db import make_engine
 from schemas.events import DeadLetterReason
 from schemas.migrate import upgrade
-from schemas.redis_keys import CONFIG_VERSIONS_KEY
+from schemas.redis_keys import config_version_key
 from schemas.tables import Issue, Project
 from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event
@@ -111,16 +111,16 @@ async def test_a_config_version_bump_reloads_only_that_project(
     bumped, untouched, _ = project_ids
     await add_projects(engine, bumped, untouched)
     configs = ProjectConfigCache(engine, redis_client, clock=FakeClock())
-    await configs.refresh()
+    await configs.refresh([bumped, untouched])
     assert set(await configs.configs_for([bumped, untouched])) == {bumped, untouched}
 
     async with engine.begin() as connection:
         await connection.execute(delete(Project).where(Project.id.in_([bumped, untouched])))
-    await configs.refresh()
+    await configs.refresh([bumped, untouched])
     assert set(await configs.configs_for([bumped, untouched])) == {bumped, untouched}  # cached
 
-    await redis_client.hincrby(CONFIG_VERSIONS_KEY, str(bumped), 1)
-    await configs.refresh()
+    await redis_client.incr(config_version_key(bumped))
+    await configs.refresh([bumped, untouched])
     assert set(await configs.configs_for([bumped, untouched])) == {untouched}
 
 
@@ -140,7 +140,7 @@ async def test_without_redis_the_cached_configs_are_kept_and_the_fail_open_is_co
         )
 
     before = fail_opens()
-    await configs.refresh()
+    await configs.refresh([known])
 
     assert fail_opens() == before + 1
     assert set(await configs.configs_for([known])) == {known}

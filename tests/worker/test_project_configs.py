@@ -111,7 +111,7 @@ async def test_one_load_reads_every_project_with_four_queries(
     for project in many:
         await add_rule(engine, project, 0, filters=TYPE_ERROR_ONLY)
     configs = ProjectConfigCache(engine, redis_client)
-    await configs.refresh()
+    await configs.refresh(many)
 
     try:
         with counted_statements(engine) as statements:
@@ -132,7 +132,7 @@ async def test_a_change_whose_version_bump_was_lost_is_picked_up_by_the_periodic
     await add_projects(engine, project)
     clock = FakeClock()
     configs = ProjectConfigCache(engine, redis_client, clock=clock)
-    await configs.refresh()
+    await configs.refresh([project])
     assert (await configs.configs_for([project]))[project].spike.threshold == 500
 
     # The API committed this but could not bump the version (Redis was down).
@@ -149,11 +149,11 @@ async def test_a_change_whose_version_bump_was_lost_is_picked_up_by_the_periodic
             ],
         )
     clock.now += CONFIG_RECHECK_SECONDS - 1
-    await configs.refresh()
+    await configs.refresh([project])
     assert (await configs.configs_for([project]))[project].spike.threshold == 500
 
     clock.now += 1
-    await configs.refresh()
+    await configs.refresh([project])
     assert (await configs.configs_for([project]))[project].spike.threshold == 7
 
     async with engine.begin() as connection:
@@ -163,6 +163,6 @@ async def test_a_change_whose_version_bump_was_lost_is_picked_up_by_the_periodic
             .values(threshold=9)
         )
     clock.now += CONFIG_RECHECK_SECONDS / 2
-    await configs.refresh()
+    await configs.refresh([project])
     # Reloaded when the recheck ran, so the next one is due a full interval after it.
     assert (await configs.configs_for([project]))[project].spike.threshold == 7

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from schemas.redis_keys import CONFIG_VERSIONS_KEY
+from schemas.redis_keys import config_version_key
 from schemas.tables import SuppressionRule, utcnow
 from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event
@@ -153,7 +153,7 @@ async def test_an_update_clears_disabled_data_and_the_rule_applies_again_after_t
     [before_bump] = await pipeline.process(
         messages(encode(exception_event(project, amount=500)), first_offset=1)
     )
-    await redis_client.hincrby(CONFIG_VERSIONS_KEY, str(project), 1)
+    await redis_client.incr(config_version_key(project))
     [after_bump] = await pipeline.process(
         messages(encode(exception_event(project, amount=500)), first_offset=2)
     )
