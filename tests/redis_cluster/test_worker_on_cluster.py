@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,6 +44,7 @@ RI, RP = Outcome.RATE_LIMITED_ISSUE, Outcome.RATE_LIMITED_PROJECT
 # configure()'s limits (4 an hour per issue, 7 per project, KeyError suppressed) on stream().
 STREAM_OUTCOMES = [F, F, F, F, RI, RI, S, S, F, F, F, RP, RI]
 THRESHOLD, MULTIPLIER = 20, 3
+FAIL_OPEN_METRIC = "spikewatch_redis_fail_open_events_total"
 
 
 async def issue_count(cluster: RedisCluster, project_id: int, issue_id: uuid.UUID | None) -> int:
@@ -237,3 +239,51 @@ async def test_a_master_that_lost_its_scripts_gets_them_again_within_the_batch(
     }
     # Refused with NOSCRIPT, then sent again with the script: two round trips there only.
     assert sorted(round_trips) == sorted([*(n.name for n in cluster.get_primaries()), flushed.name])
+
+
+async def move_slot(
+    cluster: RedisCluster, slot: int, source: ClusterNode, target: ClusterNode
+) -> None:
+    """Reshard one slot, keys and all, as ``redis-cli --cluster reshard`` does, behind the back of
+    ``cluster``'s slot cache."""
+
+    async def on(node: ClusterNode, *command: Any) -> Any:
+        return await cluster.execute_command(*command, target_nodes=node)
+
+    source_id, target_id = [(await on(n, "CLUSTER MYID")).decode() for n in (source, target)]
+    await on(target, "CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+    await on(source, "CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+    while keys := await on(source, "CLUSTER GETKEYSINSLOT", slot, 100):
+        await on(source, "MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+    for node in cluster.get_primaries():
+        await on(node, "CLUSTER SETSLOT", slot, "NODE", target_id)
+
+
+async def test_a_slot_moved_to_another_master_is_followed_not_failed_open(
+    engine: AsyncEngine, cluster: RedisCluster, projects_on_masters: Callable[[int], list[int]]
+) -> None:
+    project, *_ = projects_on_masters(1)
+    await add_projects(engine, project)
+    pipeline = build_pipeline(engine, cluster)
+    payloads = [encode(exception_event(project, timestamp=iso(NOW))) for _ in range(6)]
+    [first] = {r.issue_id for r in await pipeline.process(messages(*payloads))}
+    slot = cluster.keyslot(project_tag(project))
+    source = cluster.get_node_from_key(project_tag(project))
+    target = next(node for node in cluster.get_primaries() if node != source)
+    fail_opens_before = REGISTRY.get_sample_value(FAIL_OPEN_METRIC) or 0.0
+
+    await move_slot(cluster, slot, source, target)
+    try:
+        moved = await pipeline.process(messages(*payloads, first_offset=6))
+        replayed = await pipeline.process(messages(*payloads, first_offset=6))
+        now_on = master_of(cluster, project)
+        count = await issue_count(cluster, project, first)
+    finally:
+        await move_slot(cluster, slot, target, source)
+
+    # MOVED was followed to the new master (the client learnt the move), with the watermarks
+    # that came along: the replay counted nothing twice, and nothing failed open.
+    assert now_on == target.name
+    assert [r.outcome for r in moved + replayed] == [F] * 12
+    assert count == 12
+    assert (REGISTRY.get_sample_value(FAIL_OPEN_METRIC) or 0.0) == fail_opens_before
