@@ -1,7 +1,8 @@
 """The worker's pipeline on Redis Cluster, with its projects spread over all three masters in the
 same batches: suppression and rate limits with the single-node tests' exact numbers, a replayed
 batch counted once, spikes published once under snooze locks on each master, one pipelined round
-trip per master, and a master that stops answering failing open only the projects it serves."""
+trip per master, a master that stops answering failing open only the projects it serves, a
+master without the script getting it within the batch, and a resharded slot followed."""
 
 from __future__ import annotations
 

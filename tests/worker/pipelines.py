@@ -9,10 +9,10 @@ import uuid
 from collections.abc import Sequence
 
 import msgspec
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.events import SpikeEventMessage
+from schemas.redis_client import RedisClient
 from worker.config import ProjectConfigCache
 from worker.count_and_limit import CountAndLimitStage
 from worker.decode import DecodeLimits
@@ -75,7 +75,7 @@ class KeptMessages:
 
 def build_pipeline(
     engine: AsyncEngine,
-    redis_client: Redis,
+    redis_client: RedisClient,
     *,
     config_clock: FakeClock | None = None,
     wall_clock: FakeClock | None = None,
