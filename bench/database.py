@@ -22,7 +22,9 @@ from schemas.db import make_engine
 from schemas.migrate import upgrade
 from schemas.property_filters import validate_filters
 from schemas.tables import (
+    DEFAULT_SPIKE_DETECTOR,
     DEFAULT_SPIKE_MULTIPLIER,
+    DEFAULT_SPIKE_THRESHOLD,
     ErrorTrackingSettings,
     Issue,
     IssueFingerprint,
@@ -66,16 +68,28 @@ async def create_bench_database(
     javascript_projects: Sequence[int],
     burst_projects: Sequence[int] = (),
     burst_threshold: int | None = None,
+    detector: str = DEFAULT_SPIKE_DETECTOR,
 ) -> BenchConfiguration:
     """Migrate ``url`` and store the projects and their configuration.
 
     The burst projects get a low spike threshold so that the latency bursts cross it quickly; the
-    stream projects keep the defaults (threshold 500, multiplier 10)."""
+    stream projects keep the defaults (threshold 500, multiplier 10). Every project decides its
+    spikes with ``detector``."""
     await asyncio.to_thread(upgrade, url)
     rules = suppression_rules(stream_projects, javascript_projects)
     limits = rate_limits(stream_projects)
     spike_configs = []
     project_rows = [{"id": pid, "name": f"bench project {pid}"} for pid in stream_projects]
+    if detector != DEFAULT_SPIKE_DETECTOR:
+        spike_configs += [
+            {
+                "project_id": pid,
+                "threshold": DEFAULT_SPIKE_THRESHOLD,
+                "multiplier": DEFAULT_SPIKE_MULTIPLIER,
+                "detector": detector,
+            }
+            for pid in stream_projects
+        ]
     if burst_projects and burst_threshold is None:
         raise ValueError("burst projects need their spike threshold")
     for burst_project in burst_projects:
@@ -85,6 +99,7 @@ async def create_bench_database(
                 "project_id": burst_project,
                 "threshold": burst_threshold,
                 "multiplier": DEFAULT_SPIKE_MULTIPLIER,
+                "detector": detector,
             }
         )
     engine = make_engine(url)

@@ -49,6 +49,7 @@ from bench.worker_run import (
     measure_group_throughput,
     measure_worker_throughput,
 )
+from schemas.tables import DEFAULT_SPIKE_DETECTOR
 
 FULL_EVENTS = 300_000
 QUICK_EVENTS = 5_000
@@ -81,6 +82,8 @@ class BenchOptions:
     workdir: pathlib.Path | None = None
     # Sample the worker with py-spy during the throughput part (bench/profile.py).
     profile: bool = False
+    # The spike detector of every project of the run (spike_detection_config.detector).
+    detector: str = DEFAULT_SPIKE_DETECTOR
 
     @classmethod
     def sized(
@@ -95,6 +98,7 @@ class BenchOptions:
         skip_memory: bool = False,
         workdir: pathlib.Path | None = None,
         profile: bool = False,
+        detector: str = DEFAULT_SPIKE_DETECTOR,
     ) -> BenchOptions:
         """The full run (issue 7's sizes) or the quick one CI uses to prove the bench works."""
         label = uuid.uuid4().hex[:6]
@@ -117,6 +121,7 @@ class BenchOptions:
             memory_fingerprints=None if skip_memory else (20_000 if quick else 1_000_000),
             workdir=workdir,
             profile=profile,
+            detector=detector,
         )
 
 
@@ -130,6 +135,7 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
             javascript_projects=run.stream.javascript_projects,
             burst_projects=run.burst_projects if options.latency else (),
             burst_threshold=options.latency.threshold if options.latency else None,
+            detector=options.detector,
         )
         try:
             await kafka_io.create_run_topics(options.kafka_bootstrap, run.topics)
@@ -401,6 +407,7 @@ async def _shared_group_part(run: _Run, loaded: int) -> Throughput:
         javascript_projects=run.stream.javascript_projects,
         burst_projects=run.burst_projects if options.latency else (),
         burst_threshold=options.latency.threshold if options.latency else None,
+        detector=options.detector,
     )
     environment = WorkerEnvironment(
         database_url, options.redis_url, options.kafka_bootstrap, run.topics
@@ -425,7 +432,10 @@ async def _memory_part(run: _Run) -> MemoryGrowth | PartFailure:
     topics = kafka_io.RunTopics.unique("growth")
     database_url = sqlite_url(run.workdir / "growth.db")
     await create_bench_database(
-        database_url, projects, javascript_projects=run.stream.javascript_projects
+        database_url,
+        projects,
+        javascript_projects=run.stream.javascript_projects,
+        detector=options.detector,
     )
     await kafka_io.create_run_topics(bootstrap, topics)
     try:

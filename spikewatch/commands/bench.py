@@ -35,6 +35,11 @@ def register(cli: typer.Typer) -> None:
             help="Sample the worker with py-spy during the throughput part and report where "
             "its CPU goes.",
         ),
+        detector: str = typer.Option(
+            "mean",
+            "--detector",
+            help="The spike detector of every project of the run: mean or adaptive.",
+        ),
     ) -> None:
         """Benchmark throughput, detection latency, cost per event and memory; write a report."""
         # Imported here: the bench loads numpy, aiokafka and the database layer, which the other
@@ -44,7 +49,12 @@ def register(cli: typer.Typer) -> None:
         from bench.main import BenchOptions, run_benchmark
         from bench.report import write_report
         from schemas.settings import get_settings
+        from schemas.tables import SPIKE_DETECTORS
 
+        if detector not in SPIKE_DETECTORS:
+            raise typer.BadParameter(
+                f"{detector!r} is not one of {', '.join(SPIKE_DETECTORS)}", param_hint="--detector"
+            )
         settings = get_settings()
         options = BenchOptions.sized(
             quick=quick,
@@ -55,6 +65,7 @@ def register(cli: typer.Typer) -> None:
             skip_latency=skip_latency,
             skip_memory=skip_memory,
             profile=profile,
+            detector=detector,
         )
         report = asyncio.run(run_benchmark(options))
         write_report(report, output)

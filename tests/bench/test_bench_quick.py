@@ -102,7 +102,15 @@ def test_the_bench_command_offers_the_documented_options() -> None:
     cli.command("other")(lambda: None)  # a second command, so typer keeps `bench` as a subcommand
     result = CliRunner().invoke(cli, ["bench", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    options = ("--quick", "--events", "--output", "--skip-latency", "--skip-memory", "--profile")
+    options = (
+        "--quick",
+        "--events",
+        "--output",
+        "--skip-latency",
+        "--skip-memory",
+        "--profile",
+        "--detector",
+    )
     for option in options:
         assert option in result.output
 
