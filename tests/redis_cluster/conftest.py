@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.redis_cleanup import forget_projects
 from schemas.db import make_engine
 from schemas.redis_keys import project_tag
-from tests.worker.conftest import sqlite_url
+from tests.worker.conftest import sqlite_url, start_worker
 from tests.worker.pipelines import new_project_ids
 from worker.runtime import connect_redis
 
-__all__ = ["sqlite_url"]  # the worker tests' fixture: a fresh migrated SQLite database
+# The worker tests' fixtures: a fresh migrated SQLite database, worker processes stopped after.
+__all__ = ["sqlite_url", "start_worker"]
 
 MASTERS = 3
 
