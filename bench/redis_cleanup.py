@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from schemas.redis_keys import CONFIG_VERSIONS_KEY, project_tag
+from schemas.redis_keys import project_tag
 
 SCAN_COUNT = 10_000
 UNLINK_CHUNK = 1_000
@@ -32,5 +32,4 @@ async def forget_projects(redis: Redis, project_ids: Iterable[int]) -> int:
             doomed.clear()
     if doomed:
         removed += await redis.unlink(*doomed)
-    await redis.hdel(CONFIG_VERSIONS_KEY, *map(str, project_ids))
     return removed

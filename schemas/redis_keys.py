@@ -6,10 +6,6 @@ a project's keys, on a single Redis and on Redis Cluster alike.
 
 from __future__ import annotations
 
-# Before per-project versions, one hash held every project's; nothing writes it any more, and
-# bench/redis_cleanup.py still clears it from a Redis that an older version used.
-CONFIG_VERSIONS_KEY = "spikewatch:config_versions"
-
 
 def project_tag(project_id: int) -> str:
     return f"{{p:{project_id}}}"

@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bench.redis_cleanup import forget_projects
-from schemas.redis_keys import CONFIG_VERSIONS_KEY, project_tag
+from schemas.redis_keys import config_version_key, project_tag
 
 pytestmark = pytest.mark.redis
 
@@ -22,17 +22,16 @@ async def test_every_key_of_the_bench_projects_goes_and_no_other(redis_url: str)
             tag = project_tag(project_id)
             for n in range(1_500):  # more than one UNLINK chunk for the first two
                 await client.set(f"{tag}:issue:{n}", 1)
-            await client.hset(CONFIG_VERSIONS_KEY, str(project_id), 3)
+            await client.incr(config_version_key(project_id))
 
         removed = await forget_projects(client, bench_projects)
 
-        assert removed == 3_000
+        assert removed == 3_002  # 1,500 keys and the config version of each bench project
         for project_id in bench_projects:
             assert [k async for k in client.scan_iter(match=f"{project_tag(project_id)}:*")] == []
-            assert await client.hget(CONFIG_VERSIONS_KEY, str(project_id)) is None
         left = [k async for k in client.scan_iter(match=f"{project_tag(other)}:*", count=10_000)]
-        assert len(left) == 1_500
-        assert await client.hget(CONFIG_VERSIONS_KEY, str(other)) == b"3"
+        assert len(left) == 1_501
+        assert await client.get(config_version_key(other)) == b"1"
     finally:
         await forget_projects(client, [other])
         await client.aclose()
