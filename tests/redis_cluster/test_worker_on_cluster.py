@@ -48,6 +48,14 @@ THRESHOLD, MULTIPLIER = 20, 3
 FAIL_OPEN_METRIC = "spikewatch_redis_fail_open_events_total"
 
 
+async def configured_stream(engine: AsyncEngine, projects: list[int]) -> list[Any]:
+    """The projects stored with configure()'s limits and rule, and one batch of stream() each."""
+    await add_projects(engine, *projects)
+    for project in projects:
+        await configure(engine, project)
+    return messages(*(payload for project in projects for payload in stream(project)))
+
+
 async def issue_count(cluster: RedisCluster, project_id: int, issue_id: uuid.UUID | None) -> int:
     value = await cluster.get(f"{project_tag(project_id)}:cnt:i:{issue_id}:{BUCKET_START}")
     return int(value or 0)
@@ -79,10 +87,7 @@ async def test_limits_and_suppression_give_the_single_node_numbers_on_every_mast
 ) -> None:
     projects = projects_on_masters(1)
     assert len({master_of(cluster, p) for p in projects}) == 3
-    await add_projects(engine, *projects)
-    for project in projects:
-        await configure(engine, project)
-    batch = messages(*(payload for project in projects for payload in stream(project)))
+    batch = await configured_stream(engine, projects)
 
     records = await build_pipeline(engine, cluster).process(batch)
 
@@ -99,10 +104,7 @@ async def test_a_replayed_batch_counts_once_and_keeps_its_outcomes_on_every_mast
     engine: AsyncEngine, cluster: RedisCluster, projects_on_masters: Callable[[int], list[int]]
 ) -> None:
     projects = projects_on_masters(1)
-    await add_projects(engine, *projects)
-    for project in projects:
-        await configure(engine, project)
-    batch = messages(*(payload for project in projects for payload in stream(project)))
+    batch = await configured_stream(engine, projects)
 
     first = await build_pipeline(engine, cluster).process(batch)
     # Another worker after a rebalance: nothing in memory, the same offsets again.
@@ -188,12 +190,9 @@ async def test_a_master_that_stops_answering_fails_open_only_its_own_projects(
     engine: AsyncEngine, cluster: RedisCluster, projects_on_masters: Callable[[int], list[int]]
 ) -> None:
     projects = projects_on_masters(1)
-    await add_projects(engine, *projects)
-    for project in projects:
-        await configure(engine, project)
+    batch = await configured_stream(engine, projects)
     stalled, *healthy = projects
     pipeline = build_pipeline(engine, cluster)
-    batch = messages(*(payload for project in projects for payload in stream(project)))
 
     # The master stops answering (commands time out, each after a second, and once more on
     # retry) for less than the cluster takes to fail it over; nothing can end the pause early.
