@@ -21,7 +21,7 @@ from typing import Any
 import faust
 import mode
 import mode.loop
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
@@ -88,8 +88,6 @@ app = WorkerApp(
     broker=[f"kafka://{server}" for server in BOOTSTRAP_SERVERS],
     store="memory://",
     web_port=settings.worker_web_port,
-    key_serializer="raw",
-    value_serializer="raw",
     # The leader topic only serves Faust's table assignment; the worker has no tables.
     topic_disable_leader=True,
     Worker=SpinnerlessWorker,
@@ -112,8 +110,8 @@ membership = Membership(
 )
 # What the broker said at the last refresh, per assigned partition: the log end offset and the
 # group's committed offset.
-_ends: dict[Any, int] = {}
-_committed: dict[Any, int] = {}
+_ends: dict[TopicPartition, int] = {}
+_committed: dict[TopicPartition, int] = {}
 _broker = BrokerOffsets(BOOTSTRAP_SERVERS)
 _batches: BatchConsumer | None = None
 
