@@ -29,7 +29,7 @@ class BatchProducer:
         self._producer = producer
         self._partitioner = DefaultPartitioner()
         # topic -> (its partitions, key -> partition) for the partitions last seen.
-        self._partitions: dict[str, tuple[tuple[int, ...], dict[bytes, int]]] = {}
+        self._partitions: dict[str, tuple[list[int], dict[bytes, int]]] = {}
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> list[Queued]:
         """Queue every message; returns each group queued together with the acknowledgement to
@@ -38,9 +38,14 @@ class BatchProducer:
         queued: list[Queued] = []
         pending: dict[tuple[str, int], tuple[Any, list[OutgoingMessage]]] = {}
         appended = 0
+        # Each topic's partitions are asked of the producer once a call, not once a message.
+        partitioning: dict[str, tuple[list[int], dict[bytes, int]]] = {}
         try:
             for message in messages:
-                position = (message.topic, await self._partition(message.topic, message.key))
+                topic = message.topic
+                if topic not in partitioning:
+                    partitioning[topic] = await self._partitioning(topic)
+                position = (topic, self._partition(partitioning[topic], message.key))
                 builder, group = pending.get(position) or self._new_group(pending, position)
                 if builder.append(key=message.key, value=message.value, timestamp=None) is None:
                     queued.append((group, await self._send_batch(builder, position)))
@@ -69,16 +74,22 @@ class BatchProducer:
         )
         return acknowledgement
 
-    async def _partition(self, topic: str, key: bytes | None) -> int:
-        partitions = tuple(sorted(await self._producer.partitions_for(topic)))
+    async def _partitioning(self, topic: str) -> tuple[list[int], dict[bytes, int]]:
+        """The topic's partitions as the producer knows them now, and its memo of keys to them."""
+        partitions = sorted(await self._producer.partitions_for(topic))
         known = self._partitions.get(topic)
         if known is None or known[0] != partitions or len(known[1]) > MAX_REMEMBERED_KEYS:
             known = self._partitions[topic] = (partitions, {})
+        return known
+
+    def _partition(
+        self, partitioning: tuple[list[int], dict[bytes, int]], key: bytes | None
+    ) -> int:
+        partitions, by_key = partitioning
         if key is None:
-            return int(self._partitioner(None, list(partitions), list(partitions)))
-        by_key = known[1]
+            return int(self._partitioner(None, partitions, partitions))
         if key not in by_key:
-            by_key[key] = int(self._partitioner(key, list(partitions), list(partitions)))
+            by_key[key] = int(self._partitioner(key, partitions, partitions))
         return by_key[key]
 
 
