@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./spikewatch.db"
@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     # (schemas/redis_client.py).
     redis_cluster: bool = False
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    # The topics the worker finds missing it creates with these (a deployment may also provision
+    # them itself): partitions cap the worker processes that can share the input; on a cluster of
+    # three or more brokers, 3 replicas with min.insync.replicas 2 keep every acknowledged event
+    # through the loss of one broker. Unset min.insync.replicas: the broker's default.
+    kafka_topic_partitions: int = Field(default=4, ge=1)
+    kafka_topic_replication_factor: int = Field(default=1, ge=1)
+    kafka_topic_min_insync_replicas: int | None = Field(default=None, ge=1)
 
     topic_exception_events: str = "exception_events"
     topic_exception_events_accepted: str = "exception_events_accepted"
@@ -57,6 +64,18 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0)
     api_max_body_bytes: int = Field(default=1_000_000, ge=1)
     api_cors_origins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Settings:
+        # More in-sync replicas required than a topic has would refuse every write with acks=all.
+        insync = self.kafka_topic_min_insync_replicas
+        if insync is not None and insync > self.kafka_topic_replication_factor:
+            raise ValueError(
+                f"KAFKA_TOPIC_MIN_INSYNC_REPLICAS ({insync}) exceeds "
+                f"KAFKA_TOPIC_REPLICATION_FACTOR ({self.kafka_topic_replication_factor}): "
+                "no write with acks=all could succeed"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

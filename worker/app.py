@@ -52,9 +52,6 @@ PRODUCER_MAX_REQUEST_BYTES = 1_048_576
 PRODUCER_MAX_BATCH_BYTES = 1_048_576
 OFFSETS_REFRESH_SECONDS = 5.0
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
-# Partitions of a topic the worker finds missing and creates (a deployment normally provisions
-# its topics); for the input topic, the most worker processes that can share the load.
-CREATED_TOPIC_PARTITIONS = 4
 # The exit status of a worker whose consumer loop failed: its supervisor starts it again, and the
 # batch that failed is read again from the last commit.
 EXIT_CONSUMER_FAILED = 1
@@ -93,15 +90,35 @@ app = WorkerApp(
     Worker=SpinnerlessWorker,
 )
 
-# Created at start when missing, before subscribing: a worker started before the first event
-# would otherwise subscribe to nothing until its next metadata refresh (minutes).
-exception_events = app.topic(
-    settings.topic_exception_events, partitions=CREATED_TOPIC_PARTITIONS, internal=True
-)
-# Created at start too, so that alerting systems can subscribe before the first spike.
-spike_events = app.topic(
-    settings.topic_spike_events, partitions=CREATED_TOPIC_PARTITIONS, internal=True
-)
+
+def _topic(name: str) -> faust.TopicT:
+    """A topic the worker creates at start when it is missing, with the configured partitions and
+    replication (``KAFKA_TOPIC_*``), rather than leave it to the broker's own defaults."""
+    config = {}
+    if settings.kafka_topic_min_insync_replicas is not None:
+        config["min.insync.replicas"] = settings.kafka_topic_min_insync_replicas
+    return app.topic(
+        name,
+        partitions=settings.kafka_topic_partitions,
+        replicas=settings.kafka_topic_replication_factor,
+        config=config or None,
+        internal=True,
+    )
+
+
+# The input is created before subscribing: a worker started before the first event would
+# otherwise subscribe to nothing until its next metadata refresh (minutes). The outputs are
+# created too, so that their readers (alerting systems on the spike topic) can subscribe before
+# the first event, and so that they get the configured replication, not the broker's default.
+exception_events = _topic(settings.topic_exception_events)
+OUTPUT_TOPICS = [
+    _topic(name)
+    for name in (
+        settings.topic_exception_events_accepted,
+        settings.topic_exception_events_dlq,
+        settings.topic_spike_events,
+    )
+]
 
 membership = Membership(
     group=settings.consumer_group,
@@ -136,8 +153,8 @@ _loop_closed = asyncio.Event()
 @app.task
 async def consume_exception_events() -> None:
     global _batches
-    await exception_events.maybe_declare()
-    await spike_events.maybe_declare()
+    for topic in (exception_events, *OUTPUT_TOPICS):
+        await topic.maybe_declare()
     producer = AIOKafkaProducer(
         bootstrap_servers=BOOTSTRAP_SERVERS,
         client_id=f"{membership.instance_id or settings.consumer_group}-producer",
