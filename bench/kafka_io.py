@@ -16,7 +16,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.generator import GeneratedEvent
 
-INPUT_PARTITIONS = 4
+# Divisible by 1, 2 and 3, so that each of up to three worker processes in one group gets an
+# equal share of the input (bench/main.py, the scaling part).
+INPUT_PARTITIONS = 6
 # Batching for bulk loads: large batches, a short linger. No compression: aiokafka's lz4 needs a
 # package spikewatch does not depend on, and the worker's own producer sends uncompressed too.
 PRODUCER_LINGER_MS = 10

@@ -58,8 +58,9 @@ CEILING_SLOWEST_EVENTS_PER_SECOND = 500
 CEILING_MIN_TIMEOUT_SECONDS = 120.0
 # A worker that consumes nothing for this long is stuck, not slow.
 STALL_SECONDS = 90.0
-# Worker processes sharing one consumer group in the scaling part (this machine has 2 cores).
-SHARED_GROUP_WORKERS = 2
+# Worker processes sharing one consumer group in the scaling part, beyond the single worker of
+# the throughput part (this machine has 2 cores).
+SHARED_GROUP_SIZES = (2, 3)
 # Project ids are drawn per run: Redis is shared, and a run must not inherit another's counters.
 PROJECT_ID_SPACE = 20_000_000
 PROJECT_ID_STEP = 100
@@ -149,7 +150,10 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
                 faust_relay_topic_events = await _count_events(run, run.faust_relay_topic)
                 worker_parts = await _worker_parts(run, stream.events_loaded)
                 spikes_published = await _count_events(run, run.topics.spikes)
-                shared_group = await _attempt(_shared_group_part(run, stream.events_loaded))
+                shared_groups = {
+                    size: await _attempt(_shared_group_part(run, stream.events_loaded, size))
+                    for size in SHARED_GROUP_SIZES
+                }
             finally:
                 await kafka_io.delete_topics(
                     options.kafka_bootstrap, [*run.topics.all(), *relay_topics]
@@ -178,7 +182,7 @@ async def run_benchmark(options: BenchOptions) -> BenchReport:
         latency_within_capacity=worker_parts.latency_within_capacity,
         memory=memory,
         profile=worker_parts.profile,
-        shared_group=shared_group,
+        shared_groups=shared_groups,
     )
 
 
@@ -394,13 +398,13 @@ async def _detection_latency(
     )
 
 
-async def _shared_group_part(run: _Run, loaded: int) -> Throughput:
-    """Two worker processes in one new group over the input topic until together they consumed as
-    many events as were loaded, as the first worker met them: a fresh database and the projects'
-    Redis keys forgotten, so they redo its work."""
+async def _shared_group_part(run: _Run, loaded: int, processes: int) -> Throughput:
+    """``processes`` workers in one new group over the input topic until together they consumed
+    as many events as were loaded, as the first worker met them: a fresh database and the
+    projects' Redis keys forgotten, so they redo its work."""
     options = run.options
     await _forget_projects(options.redis_url, [*run.stream.project_ids, *run.burst_projects])
-    database_url = sqlite_url(run.workdir / "shared-group.db")
+    database_url = sqlite_url(run.workdir / f"shared-group-{processes}.db")
     await create_bench_database(
         database_url,
         run.stream.project_ids,
@@ -413,9 +417,7 @@ async def _shared_group_part(run: _Run, loaded: int) -> Throughput:
         database_url, options.redis_url, options.kafka_bootstrap, run.topics
     )
     group = f"bench-shared-{uuid.uuid4().hex[:8]}"
-    workers = [
-        BenchWorker(environment, run.workdir, group=group) for _ in range(SHARED_GROUP_WORKERS)
-    ]
+    workers = [BenchWorker(environment, run.workdir, group=group) for _ in range(processes)]
     try:
         return await measure_group_throughput(workers, loaded, stall_seconds=STALL_SECONDS)
     finally:

@@ -130,8 +130,9 @@ def _stream(report: BenchReport) -> list[str]:
 
 def _throughput(report: BenchReport) -> list[str]:
     lines = [
-        "| run | events consumed | events timed | events/s | CPU s per 100k events | peak RSS |",
-        "|---|---|---|---|---|---|",
+        "| run | events consumed | events timed | events/s | CPU s per 100k events | peak RSS "
+        "| Redis CPU s per 100k events | Kafka CPU s per 100k events |",
+        "|---|---|---|---|---|---|---|---|",
         _throughput_row("ceiling A", report.ceiling_a),
         _throughput_row("ceiling B", report.ceiling_b),
         _throughput_row("Faust relay", report.faust_relay),
@@ -142,9 +143,8 @@ def _throughput(report: BenchReport) -> list[str]:
             else report.spikewatch,
         ),
         *(
-            [_throughput_row("spikewatch, 2 processes, one group", report.shared_group)]
-            if report.shared_group is not None
-            else []
+            _throughput_row(f"spikewatch, {processes} processes, one group", part)
+            for processes, part in sorted(report.shared_groups.items())
         ),
         "",
     ]
@@ -178,26 +178,35 @@ def _throughput(report: BenchReport) -> list[str]:
         "most a worker on this stack can do before doing anything of its own. "
         "spikewatch: the real worker (`faust -A worker.app worker`, started through "
         "`bench.worker_probe`, see Cost per event), timed by polling its /metrics every 0.2 s. "
-        "spikewatch, 2 processes: two such workers in one new consumer group over the input topic "
-        "from its first offset until together they consumed as many events as were loaded, with a "
-        "fresh database and the projects' Redis keys forgotten, timed from the first event either "
-        "finished to that count; "
-        "CPU and peak RSS are the two processes' sums. Both share this machine's cores with "
-        "Kafka, Redis and each other, so the row shows how far a second process helps here, not "
-        "how it scales on hosts of their own.",
+        "spikewatch, 2 and 3 processes: so many such workers in one new consumer group over the "
+        "input topic (6 partitions, so each gets an equal share) from its first offset until "
+        "together they consumed as many events as were loaded, with a fresh database and the "
+        "projects' Redis keys forgotten, timed from the first event any of them finished to that "
+        "count; CPU and peak RSS are the processes' sums. They share this machine's two cores "
+        "with Kafka, Redis and each other, so the rows show how far more processes help here, "
+        "not how they scale on hosts of their own. Redis and Kafka CPU: what the Redis server "
+        "(`INFO cpu`, Lua included) and the local broker's process (found by its listening port) "
+        "spent over the same span as the worker rows' CPU, whoever asked for it.",
     ]
     return lines
 
 
 def _throughput_row(name: str, result: Throughput | PartFailure) -> str:
     if isinstance(result, PartFailure):
-        return f"| {name} | not measured: {_cell(result.reason)} | | | | |"
+        return f"| {name} | not measured: {_cell(result.reason)} | | | | | | |"
     return (
         f"| {name} | {result.events_total} | {result.events_measured} "
         f"| {_figure(result.events_per_second, ',.0f')} "
         f"| {_figure(result.cpu_seconds_per_100k_events, '.1f')} "
-        f"| {result.peak_rss_bytes / MIB:.0f} MiB |"
+        f"| {result.peak_rss_bytes / MIB:.0f} MiB "
+        f"| {_server_figure(result.redis_cpu_seconds_per_100k_events)} "
+        f"| {_server_figure(result.kafka_cpu_seconds_per_100k_events)} |"
     )
+
+
+def _server_figure(value: float | None) -> str:
+    # Only the worker rows measure the servers; the ceilings leave them out.
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _latency(
@@ -375,7 +384,10 @@ def _failures(report: BenchReport) -> list[str]:
         ("ceiling B", report.ceiling_b),
         ("Faust relay", report.faust_relay),
         ("spikewatch", report.spikewatch),
-        ("spikewatch, 2 processes", report.shared_group),
+        *(
+            (f"spikewatch, {processes} processes", part)
+            for processes, part in sorted(report.shared_groups.items())
+        ),
         ("cost per event", report.steady_state),
         ("detection latency", report.latency),
         ("detection latency within capacity", report.latency_within_capacity),

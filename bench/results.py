@@ -6,7 +6,7 @@ arithmetic on raw measurements lives here so that the report and the tests read 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 import numpy as np
@@ -27,6 +27,10 @@ class Throughput(msgspec.Struct, frozen=True):
     cpu_seconds: float
     peak_rss_bytes: int
     events_relayed: int = 0
+    # What the local Redis server and Kafka broker spent over the same span (bench/servers.py);
+    # None where not measured.
+    redis_cpu_seconds: float | None = None
+    kafka_cpu_seconds: float | None = None
 
     @property
     def events_per_second(self) -> float | None:
@@ -37,9 +41,20 @@ class Throughput(msgspec.Struct, frozen=True):
 
     @property
     def cpu_seconds_per_100k_events(self) -> float | None:
-        if self.events_measured == 0:
+        return self._per_100k_events(self.cpu_seconds)
+
+    @property
+    def redis_cpu_seconds_per_100k_events(self) -> float | None:
+        return self._per_100k_events(self.redis_cpu_seconds)
+
+    @property
+    def kafka_cpu_seconds_per_100k_events(self) -> float | None:
+        return self._per_100k_events(self.kafka_cpu_seconds)
+
+    def _per_100k_events(self, seconds: float | None) -> float | None:
+        if self.events_measured == 0 or seconds is None:
             return None
-        return self.cpu_seconds * EVENTS_PER_CPU_FIGURE / self.events_measured
+        return seconds * EVENTS_PER_CPU_FIGURE / self.events_measured
 
 
 class StreamSummary(msgspec.Struct, frozen=True):
@@ -185,8 +200,9 @@ class BenchReport:
     latency_within_capacity: DetectionLatency | PartFailure | None = None
     # Where the worker's CPU went during the throughput part; None unless --profile.
     profile: ProfileSummary | PartFailure | None = None
-    # Two worker processes sharing one consumer group over the whole input topic, from scratch.
-    shared_group: Throughput | PartFailure | None = None
+    # By number of worker processes (2, 3): they share one consumer group over the whole input
+    # topic, from scratch.
+    shared_groups: dict[int, Throughput | PartFailure] = field(default_factory=dict)
 
 
 def _percentile(values: list[float], percent: float) -> float | None:

@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench import proc
 from bench.kafka_io import RunTopics
 from bench.results import Throughput, WorkerThroughput
+from bench.servers import ServerCpu
 
 CONSUMED_METRIC = "spikewatch_events_consumed_total"
 OUTCOME_METRIC = "spikewatch_events_total"
@@ -54,6 +55,7 @@ class BenchWorker:
     def __init__(
         self, environment: WorkerEnvironment, workdir: pathlib.Path, *, group: str | None = None
     ) -> None:
+        self.environment = environment
         self.web_port = _free_port()
         # Faust keeps a data directory where it runs: one directory per worker.
         self.home = workdir / f"worker-{self.web_port}"
@@ -174,18 +176,22 @@ async def measure_worker_throughput(
     """From the first poll that shows progress to the poll that shows every event consumed; the
     events before that first poll are left out, like the ceilings' first batch."""
     await worker.wait_until_serving()
-    started: list[tuple[float, float, int]] = []
+    servers = _server_cpu(worker)
+    started: list[tuple[float, float, int, tuple[float | None, float | None]]] = []
 
     def note_start(consumed: int) -> None:
         if consumed and not started:
-            started.append((time.perf_counter(), proc.cpu_seconds(worker.pid), consumed))
+            now, cpu = time.perf_counter(), proc.cpu_seconds(worker.pid)
+            started.append((now, cpu, consumed, servers.read()))
 
     samples = await worker.wait_for_consumed(
         expected, stall_seconds=stall_seconds, on_poll=note_start
     )
     finished_at, finished_cpu = time.perf_counter(), proc.cpu_seconds(worker.pid)
-    started_at, started_cpu, consumed_at_start = started[0]
+    finished_servers = servers.read()
+    started_at, started_cpu, consumed_at_start, started_servers = started[0]
     consumed = int(samples[CONSUMED_METRIC])
+    redis_cpu, kafka_cpu = _spent(started_servers, finished_servers)
     throughput = Throughput(
         name="spikewatch",
         events_total=consumed,
@@ -193,6 +199,8 @@ async def measure_worker_throughput(
         seconds=finished_at - started_at,
         cpu_seconds=finished_cpu - started_cpu,
         peak_rss_bytes=proc.peak_resident_bytes(worker.pid),
+        redis_cpu_seconds=redis_cpu,
+        kafka_cpu_seconds=kafka_cpu,
     )
     return WorkerThroughput(
         throughput=throughput,
@@ -209,7 +217,8 @@ async def measure_group_throughput(
     peak RSS are their sums."""
     for worker in workers:
         await worker.wait_until_serving()
-    started: tuple[float, float, int] | None = None
+    servers = _server_cpu(workers[0])
+    started: tuple[float, float, int, tuple[float | None, float | None]] | None = None
     last_progress_at, last_consumed = time.monotonic(), -1
     while True:
         consumed = 0
@@ -218,9 +227,10 @@ async def measure_group_throughput(
             consumed += int((await worker.metrics()).get(CONSUMED_METRIC, 0))
         cpu = sum(proc.cpu_seconds(worker.pid) for worker in workers)
         if consumed and started is None:
-            started = (time.perf_counter(), cpu, consumed)
+            started = (time.perf_counter(), cpu, consumed, servers.read())
         if consumed >= expected and started is not None:
-            started_at, started_cpu, consumed_at_start = started
+            started_at, started_cpu, consumed_at_start, started_servers = started
+            redis_cpu, kafka_cpu = _spent(started_servers, servers.read())
             return Throughput(
                 name=f"spikewatch, {len(workers)} processes",
                 events_total=consumed,
@@ -228,12 +238,29 @@ async def measure_group_throughput(
                 seconds=time.perf_counter() - started_at,
                 cpu_seconds=cpu - started_cpu,
                 peak_rss_bytes=sum(proc.peak_resident_bytes(worker.pid) for worker in workers),
+                redis_cpu_seconds=redis_cpu,
+                kafka_cpu_seconds=kafka_cpu,
             )
         if consumed != last_consumed:
             last_progress_at, last_consumed = time.monotonic(), consumed
         elif time.monotonic() - last_progress_at > stall_seconds:
             raise WorkerFailed(f"the workers stalled at {consumed} of {expected} events")
         await asyncio.sleep(POLL_SECONDS)
+
+
+def _server_cpu(worker: BenchWorker) -> ServerCpu:
+    return ServerCpu(worker.environment.redis_url, worker.environment.kafka_bootstrap)
+
+
+def _spent(
+    started: tuple[float | None, float | None], finished: tuple[float | None, float | None]
+) -> tuple[float | None, float | None]:
+    """Per server, the CPU seconds between two readings (None unless both were read)."""
+    redis_cpu, kafka_cpu = (
+        None if before is None or after is None else after - before
+        for before, after in zip(started, finished, strict=True)
+    )
+    return redis_cpu, kafka_cpu
 
 
 def outcome_counts(samples: dict[str, float]) -> dict[str, int]:

@@ -26,6 +26,7 @@ from bench.generator import (
     PROJECT_COUNT,
     StreamGenerator,
 )
+from bench.kafka_io import INPUT_PARTITIONS
 from bench.main import QUICK_EVENTS, BenchOptions, rate_within_capacity, run_benchmark
 from bench.profile import ProfileSummary
 from bench.report import NOTES_HEADING, SECTIONS, render_report, write_report
@@ -169,7 +170,7 @@ def test_the_quick_stream_is_loaded_whole_for_twenty_configured_projects(
     report, markdown = quick_run
     stream = report.stream
     assert stream.events_loaded == QUICK_EVENTS
-    assert sorted(stream.events_per_partition) == [0, 1, 2, 3]
+    assert sorted(stream.events_per_partition) == list(range(INPUT_PARTITIONS))
     assert sum(stream.events_per_partition.values()) == QUICK_EVENTS
     assert stream.projects == PROJECT_COUNT
     assert (stream.suppression_rules, stream.rate_limited_projects) == (7, 4)
@@ -219,20 +220,26 @@ def test_the_worker_consumes_the_loaded_stream_and_its_outcomes_add_up(
     assert sum(worker.outcomes.values()) == QUICK_EVENTS
     # New issues were created, so the probe inside the worker must have counted statements.
     assert worker.db_statements > 0
+    # The local Redis server and broker did work for it, and were found and read.
+    assert (worker.throughput.redis_cpu_seconds or 0) > 0
+    assert (worker.throughput.kafka_cpu_seconds or 0) > 0
     assert f"| spikewatch | {QUICK_EVENTS} | {worker.throughput.events_measured} |" in markdown
 
 
 @pytest.mark.kafka
 @pytest.mark.redis
-def test_two_workers_sharing_a_group_get_through_the_loaded_stream_between_them(
+def test_two_and_three_workers_sharing_a_group_get_through_the_loaded_stream_between_them(
     quick_run: tuple[BenchReport, str],
 ) -> None:
     report, markdown = quick_run
-    shared: Throughput = _measured(report.shared_group)
-    # As many as were loaded; a little more when both finished a batch at the last poll.
-    assert shared.events_total >= QUICK_EVENTS
-    assert shared.cpu_seconds > 0
-    assert f"| spikewatch, 2 processes, one group | {shared.events_total} |" in markdown
+    assert sorted(report.shared_groups) == [2, 3]
+    for processes, part in report.shared_groups.items():
+        shared: Throughput = _measured(part)
+        # As many as were loaded; a little more when several finished a batch at the last poll.
+        assert shared.events_total >= QUICK_EVENTS
+        assert shared.cpu_seconds > 0
+        row = f"| spikewatch, {processes} processes, one group | {shared.events_total} |"
+        assert row in markdown
 
 
 @pytest.mark.kafka
