@@ -7,11 +7,16 @@ Without ``TEST_REDIS_CLUSTER_URL`` these tests skip, saying how to start the clu
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 import pytest
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.redis_cleanup import forget_projects
@@ -85,3 +90,48 @@ async def projects_on_masters(cluster: RedisCluster) -> AsyncIterator[Callable[[
 
     yield place
     await forget_projects(cluster, issued)
+
+
+async def cluster_health(url: str) -> str | None:
+    """None when the cluster is whole again: every node it lists answers and sees all 16384
+    slots served, three masters each with one replica that is connected, linked and not
+    syncing; otherwise the first thing that is not so."""
+    first = urlsplit(url.split(",")[0].strip())
+    try:
+        async with Redis(host=first.hostname or "127.0.0.1", port=first.port or 6379) as seed:
+            listing = (await seed.execute_command("CLUSTER", "NODES")).decode()
+    except RedisError as exc:
+        return f"{first.netloc} does not answer: {exc}"
+    nodes = [line.split() for line in listing.splitlines() if line.strip()]
+    if problems := [n[1] for n in nodes if "fail" in n[2] or n[7] != "connected"]:
+        return f"nodes failed or disconnected: {problems}"
+    masters = [n for n in nodes if "master" in n[2]]
+    replicas = [n for n in nodes if "slave" in n[2]]
+    if (len(masters), len(replicas)) != (MASTERS, MASTERS):
+        return f"{len(masters)} masters and {len(replicas)} replicas"
+    for node in nodes:
+        host, port = node[1].split("@")[0].rsplit(":", 1)
+        try:
+            async with Redis(host=host, port=int(port), decode_responses=True) as client:
+                info = await client.execute_command("CLUSTER", "INFO")
+                replication = await client.info("replication")
+        except RedisError as exc:
+            return f"{host}:{port} does not answer: {exc}"
+        if "cluster_state:ok" not in info or "cluster_slots_ok:16384" not in info:
+            return f"{host}:{port} sees the cluster as {info.split()[:3]}"
+        if replication["role"] == "master":
+            replica = replication.get("slave0", {})
+            if replication["connected_slaves"] != 1 or replica.get("state") != "online":
+                return f"master {host}:{port} has no replica online: {replica}"
+        elif replication["master_link_status"] != "up" or replication["master_sync_in_progress"]:
+            return f"replica {host}:{port} is not in sync"
+    return None
+
+
+async def wait_until_healthy(url: str, timeout_seconds: float = 30) -> float:
+    """Wait until ``cluster_health`` finds nothing missing; the seconds that took."""
+    started = time.monotonic()
+    while (problem := await cluster_health(url)) is not None:
+        assert time.monotonic() - started < timeout_seconds, f"the cluster is not whole: {problem}"
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started

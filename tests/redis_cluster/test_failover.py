@@ -2,9 +2,10 @@
 promoted: only the projects it served fail open, for the failover's duration, and are counted
 again on the promoted replica; the other masters' projects are counted exactly throughout.
 
-On demand (``-m redis_failover``): it kills a node of the shared local cluster, then starts it
-again through ``scripts/services.sh`` (it rejoins as a replica of its old replica), so it runs
-alone, never beside the other cluster tests.
+It kills a node of the shared local cluster, then starts it again through
+``scripts/services.sh`` (it rejoins as a replica of its old replica), and ends only once the
+cluster is whole again (every slot served, three masters each with a replica in sync), so the
+tests after it find the cluster as they expect. It must never run beside other cluster tests.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from redis.asyncio.cluster import RedisCluster
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from schemas.redis_keys import project_tag
-from tests.redis_cluster.conftest import master_of
+from tests.redis_cluster.conftest import master_of, wait_until_healthy
 from tests.worker.conftest import add_projects
 from tests.worker.events import encode, exception_event, iso
 from tests.worker.pipelines import BUCKET_START, NOW, build_pipeline, messages
 from worker.outcomes import Outcome
 
-pytestmark = [pytest.mark.redis_cluster, pytest.mark.redis_failover]
+pytestmark = pytest.mark.redis_cluster
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 EVENTS_PER_PROJECT = 5
@@ -49,7 +50,10 @@ async def issue_count(cluster: RedisCluster, project_id: int, issue_id: object) 
 
 
 async def test_a_killed_master_fails_open_only_its_projects_until_its_replica_takes_over(
-    engine: AsyncEngine, cluster: RedisCluster, projects_on_masters: Callable[[int], list[int]]
+    engine: AsyncEngine,
+    cluster: RedisCluster,
+    cluster_url: str,
+    projects_on_masters: Callable[[int], list[int]],
 ) -> None:
     projects = projects_on_masters(1)
     victim, *others = projects
@@ -103,6 +107,7 @@ async def test_a_killed_master_fails_open_only_its_projects_until_its_replica_ta
             "bash", "scripts/services.sh", "up", "redis-cluster", cwd=REPO
         )
         assert await restart.wait() == 0
+    await wait_until_healthy(cluster_url)
 
     assert failed_batches > 0, "the kill never showed"
     assert master_of(cluster, victim) != killed.name  # its replica serves the slot now
