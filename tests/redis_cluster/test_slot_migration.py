@@ -1,8 +1,12 @@
 """Batches that arrive while a project's slot is being migrated to another master (the source
 MIGRATING, the target IMPORTING, some keys on each side), processed by the real pipeline with
-projects on all three masters: the project's script call is refused (TRYAGAIN, or ASK then
-TRYAGAIN) until the migration is handed over, or runs on the target after ASK once all its keys
-are there; it is followed, never failed open, counted exactly and once under replay.
+projects on all three masters. A call Redis refuses meanwhile (TRYAGAIN while the keys a script
+names are split, ASK for a key already moved) is followed, not failed open: the batch waits for
+the hand-over, or reads from the target under ASKING, and is counted exactly, once under replay.
+
+Two tests are expected to fail (strict xfail) until counting.lua stops short of writing when its
+slot is migrating: it touches keys it does not declare, which Redis refuses halfway through the
+script on either side of a migration.
 
 Each test hands the slot back to its first master before it ends, so the cluster is as it found
 it for the tests after it.
