@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the local Kafka (KRaft), Redis and PostgreSQL that tests and the demo
 # use, without Docker: `bash scripts/services.sh up|down|status [kafka] [redis] [postgres]`, and on
-# demand a Redis Cluster (`redis-cluster`: 3 masters, 3 replicas) that no command starts unasked.
+# demand a Redis Cluster (`redis-cluster`: 3 masters, 3 replicas) and a Kafka cluster
+# (`kafka-cluster`: 3 KRaft nodes, each broker and controller) that no command starts unasked.
 # It owns only the processes it started (pid files under .services/): it never touches system
 # services, other users' servers or the Python environment.
 # Ports: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), REDIS_PORT (16379), PG_PORT (15432),
-# REDIS_CLUSTER_PORT (17000: the cluster's six nodes take 17000-17005, their bus ports 27000-27005).
+# REDIS_CLUSTER_PORT (17000: the cluster's six nodes take 17000-17005, their bus ports 27000-27005),
+# KAFKA_CLUSTER_PORT (19192: brokers on 19192-19194, their controllers on 19195-19197).
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +20,7 @@ KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
 REDIS_PORT=${REDIS_PORT:-16379}
 PG_PORT=${PG_PORT:-15432}
 REDIS_CLUSTER_PORT=${REDIS_CLUSTER_PORT:-17000}
+KAFKA_CLUSTER_PORT=${KAFKA_CLUSTER_PORT:-19192}
 
 KAFKA_READY_TIMEOUT_SECONDS=90
 KAFKA_STOP_TIMEOUT_SECONDS=30
@@ -27,7 +30,7 @@ REDIS_CLUSTER_READY_TIMEOUT_SECONDS=30
 LOG_TAIL_LINES=30
 
 ALL_SERVICES=(kafka redis postgres)
-ON_DEMAND_SERVICES=(redis-cluster)
+ON_DEMAND_SERVICES=(redis-cluster kafka-cluster)
 
 say() { printf '%s\n' "$*"; }
 
@@ -36,16 +39,20 @@ die() {
     exit 1
 }
 
-# A service that failed to start is explained by its own log, so show the end of it.
+# A service that failed to start is explained by its own logs (one per process), so show the end
+# of each.
 fail_with_log() {
-    local name=$1 log=$2
-    printf 'services.sh: %s did not come up. Last %s lines of %s:\n' \
-        "$name" "$LOG_TAIL_LINES" "$log" >&2
-    if [[ -f $log ]]; then
-        tail -n "$LOG_TAIL_LINES" "$log" >&2
-    else
-        printf '  (no log written)\n' >&2
-    fi
+    local name=$1 log
+    shift
+    for log in "$@"; do
+        printf 'services.sh: %s did not come up. Last %s lines of %s:\n' \
+            "$name" "$LOG_TAIL_LINES" "$log" >&2
+        if [[ -f $log ]]; then
+            tail -n "$LOG_TAIL_LINES" "$log" >&2
+        else
+            printf '  (no log written)\n' >&2
+        fi
+    done
     exit 1
 }
 
@@ -77,6 +84,27 @@ stop_pid() {
     done
 }
 
+# A cluster is up when every node runs and its own check (`ready`) passes, down when no node runs,
+# degraded otherwise: cluster_status NAME WHERE READY WHAT_FAILS PID_OF NODE... (`PID_OF NODE`
+# succeeds while that node runs).
+cluster_status() {
+    local name=$1 where=$2 ready=$3 what_fails=$4 pid_of=$5 node
+    shift 5
+    local -a down=()
+    for node in "$@"; do
+        "$pid_of" "$node" >/dev/null || down+=("$node")
+    done
+    if ((${#down[@]} == 0)) && "$ready"; then
+        say "$name: up on $where"
+    elif ((${#down[@]} == $#)); then
+        say "$name: down"
+        return 1
+    else
+        say "$name: degraded (nodes not running: ${down[*]}; $what_fails)"
+        return 1
+    fi
+}
+
 apt_install() {
     say "installing $* from Debian"
     if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; then
@@ -87,6 +115,9 @@ apt_install() {
 
 # --- Kafka --------------------------------------------------------------------------------------
 
+# A node is one KRaft process (broker and controller) with a state dir of its own holding its
+# server.properties, data/, kafka.pid and kafka.log. The single broker is one node; the cluster
+# is three.
 KAFKA_STATE_DIR=$STATE_DIR/kafka
 KAFKA_DATA_DIR=$KAFKA_STATE_DIR/data
 KAFKA_PIDFILE=$KAFKA_STATE_DIR/kafka.pid
@@ -124,54 +155,113 @@ kafka_fetch() {
     touch "$KAFKA_LIBS_DIR/.complete"
 }
 
+kafka_install() {
+    command -v java >/dev/null || apt_install openjdk-17-jre-headless
+    kafka_fetch
+}
+
 kafka_java() {
     java -cp "$KAFKA_LIBS_DIR/*" "$@"
 }
 
-kafka_write_config() {
-    mkdir -p "$KAFKA_DATA_DIR"
-    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-        -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-        -e "s|@KAFKA_DATA_DIR@|$KAFKA_DATA_DIR|g" \
-        "$KAFKA_FILES_DIR/server.properties" >"$KAFKA_PROPERTIES"
-    printf 'default.api.timeout.ms=5000\nrequest.timeout.ms=4000\n' \
-        >"$KAFKA_STATE_DIR/ready-check.properties"
+# An admin command of Kafka's own tools against a running broker, in a small quick JVM; short
+# client timeouts from ready-check.properties in the state dir given, so a dead broker fails
+# the check at once rather than after a minute.
+kafka_admin() {
+    local state_dir=$1
+    shift
+    java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$KAFKA_LIBS_DIR/*" "$@" \
+        --command-config "$state_dir/ready-check.properties"
 }
 
-kafka_format_storage() {
-    [[ -f $KAFKA_DATA_DIR/meta.properties ]] && return 0
-    local cluster_id
-    cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$KAFKA_LOG") ||
-        fail_with_log kafka "$KAFKA_LOG"
-    say "kafka: formatting KRaft storage in $KAFKA_DATA_DIR (cluster $cluster_id)"
-    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_PROPERTIES" \
-        >>"$KAFKA_LOG" 2>&1 || fail_with_log kafka "$KAFKA_LOG"
+kafka_write_ready_check_config() {
+    printf 'default.api.timeout.ms=5000\nrequest.timeout.ms=4000\n' >"$1/ready-check.properties"
+}
+
+# Fills the @NAME@ slots of a template: kafka_render TEMPLATE OUTPUT NAME=VALUE...
+kafka_render() {
+    local template=$1 output=$2 slot
+    shift 2
+    local -a edits=()
+    for slot in "$@"; do edits+=(-e "s|@${slot%%=*}@|${slot#*=}|g"); done
+    sed "${edits[@]}" "$template" >"$output"
+}
+
+# Each start writes a fresh log; the one before is kept beside it.
+kafka_rotate_log() {
+    [[ -f $1/kafka.log ]] && mv "$1/kafka.log" "$1/kafka.log.previous"
+    return 0
+}
+
+kafka_new_cluster_id() {
+    kafka_java kafka.tools.StorageTool random-uuid
+}
+
+# Formats a node's storage for the cluster id given, once: a formatted node keeps its data.
+kafka_format_node() {
+    local name=$1 dir=$2 cluster_id=$3
+    [[ -f $dir/data/meta.properties ]] && return 0
+    say "$name: formatting KRaft storage in $dir/data (cluster $cluster_id)"
+    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
+        >>"$dir/kafka.log" 2>&1 || fail_with_log "$name" "$dir/kafka.log"
+}
+
+# Starts the node of a state dir with the JVM options given and writes its pid file. setsid
+# detaches it from the caller's process group (it outlives this shell and a Ctrl-C there); fd 9
+# is the state lock, which the node must not inherit.
+kafka_start_node() {
+    local dir=$1
+    shift
+    (cd "$dir" && exec setsid java "$@" -XX:+UseG1GC \
+        -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_FILES_DIR/log4j2.properties" \
+        -cp "$KAFKA_LIBS_DIR/*" kafka.Kafka "$dir/server.properties") \
+        </dev/null >>"$dir/kafka.log" 2>&1 9>&- &
+    printf '%s\n' "$!" >"$dir/kafka.pid"
+}
+
+kafka_stop_node() {
+    local dir=$1 pid
+    if pid=$(pid_from_file "$dir/kafka.pid"); then
+        stop_pid "$pid" "$KAFKA_STOP_TIMEOUT_SECONDS"
+    fi
+    rm -f "$dir/kafka.pid"
+}
+
+# Waits until the command `ready` succeeds while every node of the state dirs given runs. A node
+# that exits fails at once, and nodes that never answer are stopped (the next `up` would take
+# them for running ones); either way with the tails of the nodes' logs.
+kafka_wait_ready() {
+    local name=$1 ready=$2 dir
+    shift 2
+    local -a dirs=("$@") logs=()
+    for dir in "${dirs[@]}"; do logs+=("$dir/kafka.log"); done
+    local deadline=$((SECONDS + KAFKA_READY_TIMEOUT_SECONDS))
+    while ((SECONDS < deadline)); do
+        for dir in "${dirs[@]}"; do
+            # kill -0 rather than pid_from_file: a node just started may not have entered its
+            # dir yet.
+            if ! kill -0 "$(<"$dir/kafka.pid")" 2>/dev/null; then
+                rm -f "$dir/kafka.pid"
+                fail_with_log "$name" "${logs[@]}"
+            fi
+        done
+        "$ready" && return 0
+        sleep 1
+    done
+    printf 'services.sh: %s gave no metadata within %ss; stopping it\n' \
+        "$name" "$KAFKA_READY_TIMEOUT_SECONDS" >&2
+    for dir in "${dirs[@]}"; do kafka_stop_node "$dir" & done
+    wait
+    fail_with_log "$name" "${logs[@]}"
 }
 
 # A topic listing is a metadata request answered by the broker itself, so success means clients
 # can produce and consume, not merely that the port accepts connections.
 kafka_answers_metadata() {
-    java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$KAFKA_LIBS_DIR/*" \
-        org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list \
-        --command-config "$KAFKA_STATE_DIR/ready-check.properties" \
-        >"$KAFKA_STATE_DIR/ready-check.log" 2>&1
-}
-
-kafka_wait_ready() {
-    local pid=$1 deadline=$((SECONDS + KAFKA_READY_TIMEOUT_SECONDS))
-    while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$KAFKA_PIDFILE"; fail_with_log kafka "$KAFKA_LOG"; }
-        if port_open "$KAFKA_PORT" && kafka_answers_metadata; then
-            return 0
-        fi
-        sleep 1
-    done
-    # A broker that never answered would make the next `up` report "already running".
-    printf 'services.sh: kafka gave no metadata within %ss; stopping it (pid %s)\n' \
-        "$KAFKA_READY_TIMEOUT_SECONDS" "$pid" >&2
-    stop_pid "$pid" "$KAFKA_STOP_TIMEOUT_SECONDS"
-    rm -f "$KAFKA_PIDFILE"
-    fail_with_log kafka "$KAFKA_LOG"
+    port_open "$KAFKA_PORT" &&
+        kafka_admin "$KAFKA_STATE_DIR" org.apache.kafka.tools.TopicCommand \
+            --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list \
+            >"$KAFKA_STATE_DIR/ready-check.log" 2>&1
 }
 
 kafka_up() {
@@ -184,22 +274,21 @@ kafka_up() {
     port_open "$KAFKA_PORT" && die "kafka: 127.0.0.1:$KAFKA_PORT is taken by a process not started here"
     port_open "$KAFKA_CONTROLLER_PORT" &&
         die "kafka: 127.0.0.1:$KAFKA_CONTROLLER_PORT is taken by a process not started here"
-    command -v java >/dev/null || apt_install openjdk-17-jre-headless
-    kafka_fetch
-    mkdir -p "$KAFKA_STATE_DIR"
-    [[ -f $KAFKA_LOG ]] && mv "$KAFKA_LOG" "$KAFKA_LOG.previous"
-    kafka_write_config
-    kafka_format_storage
-    # setsid detaches the broker from the caller's process group (it outlives this shell and a
-    # Ctrl-C there); fd 9 is the state lock, which the broker must not inherit.
-    (cd "$KAFKA_STATE_DIR" && exec setsid java -Xms512m -Xmx512m -XX:+UseG1GC \
-        -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_FILES_DIR/log4j2.properties" \
-        -cp "$KAFKA_LIBS_DIR/*" kafka.Kafka "$KAFKA_PROPERTIES") \
-        </dev/null >>"$KAFKA_LOG" 2>&1 9>&- &
-    pid=$!
-    printf '%s\n' "$pid" >"$KAFKA_PIDFILE"
-    kafka_wait_ready "$pid"
-    say "kafka: up (pid $pid) on 127.0.0.1:$KAFKA_PORT, log $KAFKA_LOG"
+    kafka_install
+    mkdir -p "$KAFKA_DATA_DIR"
+    kafka_rotate_log "$KAFKA_STATE_DIR"
+    kafka_render "$KAFKA_FILES_DIR/server.properties" "$KAFKA_PROPERTIES" \
+        KAFKA_PORT="$KAFKA_PORT" KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" \
+        KAFKA_DATA_DIR="$KAFKA_DATA_DIR"
+    kafka_write_ready_check_config "$KAFKA_STATE_DIR"
+    if [[ ! -f $KAFKA_DATA_DIR/meta.properties ]]; then
+        local cluster_id
+        cluster_id=$(kafka_new_cluster_id 2>>"$KAFKA_LOG") || fail_with_log kafka "$KAFKA_LOG"
+        kafka_format_node kafka "$KAFKA_STATE_DIR" "$cluster_id"
+    fi
+    kafka_start_node "$KAFKA_STATE_DIR" -Xms512m -Xmx512m
+    kafka_wait_ready kafka kafka_answers_metadata "$KAFKA_STATE_DIR"
+    say "kafka: up (pid $(kafka_pid)) on 127.0.0.1:$KAFKA_PORT, log $KAFKA_LOG"
 }
 
 kafka_down() {
@@ -221,6 +310,132 @@ kafka_status() {
         say "kafka: down"
         return 1
     fi
+}
+
+# --- Kafka cluster ------------------------------------------------------------------------------
+
+# Three combined broker+controller nodes (ids 1-3) of one KRaft cluster: node n serves clients on
+# KAFKA_CLUSTER_PORT+n-1 and its controller on KAFKA_CLUSTER_PORT+n+2. Topics default to three
+# replicas with min.insync.replicas 2, so the cluster takes acks=all writes with one node down.
+KAFKA_CLUSTER_STATE_DIR=$STATE_DIR/kafka-cluster
+KAFKA_CLUSTER_NODES=3
+KAFKA_CLUSTER_CLUSTER_ID_FILE=$KAFKA_CLUSTER_STATE_DIR/cluster-id
+
+kafka_cluster_node_ids() { seq 1 "$KAFKA_CLUSTER_NODES"; }
+
+kafka_cluster_node_dir() { printf '%s/%s' "$KAFKA_CLUSTER_STATE_DIR" "$1"; }
+
+kafka_cluster_broker_port() { printf '%s' $((KAFKA_CLUSTER_PORT + $1 - 1)); }
+
+kafka_cluster_controller_port() { printf '%s' $((KAFKA_CLUSTER_PORT + KAFKA_CLUSTER_NODES + $1 - 1)); }
+
+kafka_cluster_bootstrap() {
+    local node
+    local -a brokers=()
+    for node in $(kafka_cluster_node_ids); do
+        brokers+=("127.0.0.1:$(kafka_cluster_broker_port "$node")")
+    done
+    local IFS=,
+    printf '%s' "${brokers[*]}"
+}
+
+kafka_cluster_pid() { pid_from_file "$(kafka_cluster_node_dir "$1")/kafka.pid"; }
+
+kafka_cluster_any_running() {
+    local node
+    for node in $(kafka_cluster_node_ids); do
+        kafka_cluster_pid "$node" >/dev/null && return 0
+    done
+    return 1
+}
+
+kafka_cluster_node_dirs() {
+    local node
+    for node in $(kafka_cluster_node_ids); do kafka_cluster_node_dir "$node"; printf '\n'; done
+}
+
+# Ready means the cluster's metadata lists every node as a broker taking requests (registered and
+# unfenced): a node started again after a crash is fenced until it has caught up.
+kafka_cluster_ready() {
+    local endpoints
+    endpoints=$(kafka_admin "$KAFKA_CLUSTER_STATE_DIR" org.apache.kafka.tools.ClusterTool \
+        list-endpoints --bootstrap-server "$(kafka_cluster_bootstrap)" 2>&1) || {
+        printf '%s\n' "$endpoints" >"$KAFKA_CLUSTER_STATE_DIR/ready-check.log"
+        return 1
+    }
+    printf '%s\n' "$endpoints" >"$KAFKA_CLUSTER_STATE_DIR/ready-check.log"
+    (($(awk '$5 == "unfenced" && $6 == "broker"' <<<"$endpoints" | wc -l) == KAFKA_CLUSTER_NODES))
+}
+
+kafka_cluster_write_config() {
+    local node=$1 dir voters="" other
+    dir=$(kafka_cluster_node_dir "$node")
+    for other in $(kafka_cluster_node_ids); do
+        voters+="${voters:+,}$other@127.0.0.1:$(kafka_cluster_controller_port "$other")"
+    done
+    mkdir -p "$dir/data"
+    kafka_render "$KAFKA_FILES_DIR/cluster-server.properties" "$dir/server.properties" \
+        NODE_ID="$node" QUORUM_VOTERS="$voters" DATA_DIR="$dir/data" \
+        BROKER_PORT="$(kafka_cluster_broker_port "$node")" \
+        CONTROLLER_PORT="$(kafka_cluster_controller_port "$node")"
+}
+
+# Starts only the nodes not running, so `up` brings back a node a test killed; it rejoins with its
+# data. Every node is formatted with the one cluster id kept beside them.
+kafka-cluster_up() {
+    kafka_install
+    mkdir -p "$KAFKA_CLUSTER_STATE_DIR"
+    kafka_write_ready_check_config "$KAFKA_CLUSTER_STATE_DIR"
+    if [[ ! -s $KAFKA_CLUSTER_CLUSTER_ID_FILE ]]; then
+        kafka_new_cluster_id >"$KAFKA_CLUSTER_CLUSTER_ID_FILE" ||
+            die "kafka-cluster: no cluster id from kafka.tools.StorageTool"
+    fi
+    local node dir port started=0
+    for node in $(kafka_cluster_node_ids); do
+        kafka_cluster_pid "$node" >/dev/null && continue
+        dir=$(kafka_cluster_node_dir "$node")
+        rm -f "$dir/kafka.pid"
+        for port in $(kafka_cluster_broker_port "$node") $(kafka_cluster_controller_port "$node"); do
+            port_open "$port" &&
+                die "kafka-cluster: 127.0.0.1:$port is taken by a process not started here"
+        done
+        kafka_cluster_write_config "$node"
+        kafka_rotate_log "$dir"
+        kafka_format_node "kafka-cluster node $node" "$dir" "$(<"$KAFKA_CLUSTER_CLUSTER_ID_FILE")"
+        kafka_start_node "$dir" -Xms256m -Xmx384m
+        started=$((started + 1))
+    done
+    local -a dirs
+    mapfile -t dirs < <(kafka_cluster_node_dirs)
+    kafka_wait_ready kafka-cluster kafka_cluster_ready "${dirs[@]}"
+    say "kafka-cluster: up on $(kafka_cluster_bootstrap) ($started nodes started), logs under" \
+        "$KAFKA_CLUSTER_STATE_DIR"
+}
+
+kafka-cluster_down() {
+    local node stopped=0
+    for node in $(kafka_cluster_node_ids); do
+        if kafka_cluster_pid "$node" >/dev/null; then
+            stopped=$((stopped + 1))
+        fi
+    done
+    # All at once: one by one, the last nodes would wait out their stop timeout for a controller
+    # quorum that the first to stop took away.
+    local dir
+    while read -r dir; do kafka_stop_node "$dir" & done < <(kafka_cluster_node_dirs)
+    wait
+    # The next `up` formats a fresh cluster: its data was only ever test data.
+    for node in $(kafka_cluster_node_ids); do
+        rm -rf "$(kafka_cluster_node_dir "$node")/data"
+    done
+    rm -f "$KAFKA_CLUSTER_CLUSTER_ID_FILE"
+    say "kafka-cluster: stopped $stopped nodes"
+}
+
+kafka-cluster_status() {
+    # shellcheck disable=SC2046 # one word per node id
+    cluster_status kafka-cluster "$(kafka_cluster_bootstrap)" kafka_cluster_ready \
+        "not every broker unfenced" kafka_cluster_pid $(kafka_cluster_node_ids)
 }
 
 # --- Redis --------------------------------------------------------------------------------------
@@ -369,20 +584,9 @@ redis-cluster_down() {
 }
 
 redis-cluster_status() {
-    local port
-    local -a down=()
-    for port in $(redis_cluster_ports); do
-        redis_cluster_pid "$port" >/dev/null || down+=("$port")
-    done
-    if ((${#down[@]} == 0)) && redis_cluster_ready; then
-        say "redis-cluster: up on $(redis_cluster_range)"
-    elif ((${#down[@]} == REDIS_CLUSTER_NODES)); then
-        say "redis-cluster: down"
-        return 1
-    else
-        say "redis-cluster: degraded (nodes not running: ${down[*]:-none}; slots not all served)"
-        return 1
-    fi
+    # shellcheck disable=SC2046 # one word per port
+    cluster_status redis-cluster "$(redis_cluster_range)" redis_cluster_ready \
+        "slots not all served" redis_cluster_pid $(redis_cluster_ports)
 }
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
@@ -509,10 +713,14 @@ export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 export TEST_POSTGRES_URL=postgresql+asyncpg://spikewatch:spikewatch@127.0.0.1:$PG_PORT/spikewatch_test
 EOF
-    # Only while the cluster runs: its tests skip without it rather than fail on a cluster nobody
+    # Only while a cluster runs: its tests skip without it rather than fail on a cluster nobody
     # asked for.
     if redis_cluster_pid "$REDIS_CLUSTER_PORT" >/dev/null; then
         printf 'export TEST_REDIS_CLUSTER_URL=redis://127.0.0.1:%s\n' "$REDIS_CLUSTER_PORT" \
+            >>"$STATE_DIR/env"
+    fi
+    if kafka_cluster_any_running; then
+        printf 'export TEST_KAFKA_CLUSTER_BOOTSTRAP=%s\n' "$(kafka_cluster_bootstrap)" \
             >>"$STATE_DIR/env"
     fi
 }
@@ -520,9 +728,11 @@ EOF
 usage() {
     cat >&2 <<'EOF'
 usage: bash scripts/services.sh up|down|status [kafka] [redis] [postgres] [redis-cluster]
+                                             [kafka-cluster]
   up      start the named services (kafka, redis, postgres when none named) and write
-          .services/env; redis-cluster (3 masters, 3 replicas) starts only when named
-  down    stop the named services that this script started
+          .services/env; redis-cluster (3 masters, 3 replicas) and kafka-cluster (3 KRaft
+          nodes) start only when named, and `up` on a cluster starts its nodes not running
+  down    stop the named services that this script started (a cluster's data goes too)
   status  print each named service up or down; exit 1 when any of them is down
 EOF
     exit 2
@@ -536,7 +746,7 @@ main() {
     ((${#services[@]} > 0)) || services=("${ALL_SERVICES[@]}")
     for name in "${services[@]}"; do
         case $name in
-            kafka | redis | postgres | redis-cluster) ;;
+            kafka | redis | postgres | redis-cluster | kafka-cluster) ;;
             *) die "unknown service '$name' (expected: ${ALL_SERVICES[*]} ${ON_DEMAND_SERVICES[*]})" ;;
         esac
     done

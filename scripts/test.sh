@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, starts the real local services (Kafka, Redis,
-# PostgreSQL, and a Redis Cluster for the tests marked redis_cluster), checks lint and format with
-# ruff, then runs pytest. Extra arguments go to pytest.
+# PostgreSQL, a Redis Cluster for the tests marked redis_cluster and a three-node Kafka for those
+# marked kafka_cluster), checks lint and format with ruff, then runs pytest. Extra arguments go to
+# pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
-bash scripts/services.sh up kafka redis postgres redis-cluster
+bash scripts/services.sh up kafka redis postgres redis-cluster kafka-cluster
 # shellcheck disable=SC1091
 source .services/env
 
