@@ -17,6 +17,7 @@ import time
 import uuid
 
 import pytest
+from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
 from tests.kafka_cluster.books import (
@@ -88,9 +89,12 @@ async def test_a_node_killed_mid_stream_loses_no_acknowledged_event_and_doubles_
             killed_at = time.monotonic()
 
             async def moved() -> bool:
-                states = await kafka_cluster.partitions([topics.exception_events])
+                try:
+                    states = await kafka_cluster.partitions([topics.exception_events])
+                    coordinator = await kafka_cluster.coordinator(group)
+                except KafkaError:  # asked of the dead node, or of one not told yet
+                    return False
                 leaders = {s.partition: s.leader for s in states[topics.exception_events]}
-                coordinator = await kafka_cluster.coordinator(group)
                 return coordinator != victim and all(leaders[p] not in (victim, -1) for p in led)
 
             await wait_for(

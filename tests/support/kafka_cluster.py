@@ -143,28 +143,35 @@ class KafkaCluster:
     async def wait_until_in_sync(
         self, topics: Iterable[str] | None = None, *, timeout_seconds: float
     ) -> None:
-        """Until every partition of the topics (every topic, the cluster's own included, when
-        None) has a leader and every replica in sync: no node is behind."""
+        """Until the topics exist and every partition of theirs (of every topic, the cluster's
+        own included, when None) has a leader and every replica in sync: no node is behind."""
         names = None if topics is None else list(topics)
         deadline = time.monotonic() + timeout_seconds
         while True:
             try:
-                async with admin_client(self.bootstrap) as admin:
-                    described = await admin.describe_topics(names)
-                lagging = {
-                    (topic["topic"], state.partition): state
-                    for topic in described
-                    for state in _states(topic)
-                    if state.leader < 0 or set(state.isr) != set(state.replicas)
-                }
-                missing = names is not None and len(described) < len(names)
-                if described and not lagging and not missing:
-                    return
+                lagging = await self._lagging(names)
             except KafkaError as exc:
-                lagging = {("(no metadata)", -1): exc}  # type: ignore[dict-item]
+                lagging = {"no metadata": exc}
+            if not lagging:
+                return
             if time.monotonic() > deadline:
                 raise AssertionError(f"partitions not fully in sync: {lagging}")
             await asyncio.sleep(0.5)
+
+    async def _lagging(self, names: list[str] | None) -> dict[str, object]:
+        async with admin_client(self.bootstrap) as admin:
+            # Asked for by name, a missing topic would be created with the brokers' defaults
+            # (auto.create.topics.enable): only ever describe topics that exist.
+            missing = set(names or ()) - set(await admin.list_topics())
+            if missing:
+                return {"not created yet": sorted(missing)}
+            described = await admin.describe_topics(names)
+        return {
+            f"{topic['topic']}-{state.partition}": state
+            for topic in described
+            for state in _states(topic)
+            if state.leader < 0 or set(state.isr) != set(state.replicas)
+        }
 
     async def ensure_healthy(self) -> None:
         """Every node running and every partition fully replicated, whatever a test did."""
